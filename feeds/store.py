@@ -1,0 +1,206 @@
+"""Release queries and writes. Functions take a Session and never commit."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import replace
+from datetime import datetime
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+
+from feeds.countries import get_country
+from feeds.db import utcnow
+from feeds.errors import InvalidInput, ReleaseNotFound
+from feeds.models import ContentState, Organization, Release
+from feeds.sanitize import html_to_text, plain_text, sanitize_html
+from feeds.search import apply_search, search_document
+from feeds.slugs import slugify
+from feeds.types import Page, ReleaseDraft, ReleaseFilter, ReleaseList
+
+
+# -- reading -----------------------------------------------------------------
+
+
+def visible_releases(now: datetime) -> Select[tuple[Release]]:
+    """Releases a reader may see at ``now``: not withdrawn, embargo passed."""
+    return select(Release).where(Release.withdrawn_at.is_(None), Release.published_at <= now)
+
+
+def filter_releases(stmt: Select[tuple[Release]], flt: ReleaseFilter) -> Select[tuple[Release]]:
+    if flt.organizations:
+        org_ids = select(Organization.id).where(Organization.slug.in_(flt.organizations))
+        stmt = stmt.where(Release.organization_id.in_(org_ids.scalar_subquery()))
+    if flt.countries:
+        stmt = stmt.where(Release.country_code.in_([c.upper() for c in flt.countries]))
+    if flt.language:
+        stmt = stmt.where(Release.language == flt.language)
+    if flt.q:
+        stmt = apply_search(stmt, flt.q)
+    return stmt
+
+
+def newest_first(stmt: Select[tuple[Release]]) -> Select[tuple[Release]]:
+    return stmt.order_by(Release.published_at.desc(), Release.id.desc())
+
+
+def list_releases(session: Session, flt: ReleaseFilter, page: Page, *, now: datetime | None = None) -> ReleaseList:
+    """One page of visible releases matching ``flt``, newest first.
+
+    Fetches one row more than the page to know whether a next page exists,
+    instead of counting the whole result.
+    """
+    now = now or utcnow()
+    stmt = newest_first(filter_releases(visible_releases(now), flt)).limit(page.size + 1).offset(page.offset)
+    rows = list(session.scalars(stmt))
+    return ReleaseList(items=rows[: page.size], page=page, has_next=len(rows) > page.size)
+
+
+def find_release(session: Session, release_id: int) -> Release | None:
+    return session.get(Release, release_id)
+
+
+def get_visible_release(session: Session, release_id: int, *, now: datetime | None = None) -> Release:
+    """The release if a reader may see it now, else ``ReleaseNotFound``."""
+    now = now or utcnow()
+    release = session.scalar(visible_releases(now).where(Release.id == release_id))
+    if release is None:
+        raise ReleaseNotFound(f"release {release_id} not found", resource_id=release_id)
+    return release
+
+
+def count_view(session: Session, release_id: int) -> None:
+    """Add one view atomically (the increment happens in SQL, not in Python)."""
+    session.execute(
+        update(Release).where(Release.id == release_id).values(view_count=Release.view_count + 1)
+    )
+
+
+def next_embargo_after(session: Session, now: datetime) -> datetime | None:
+    """When the next embargoed release becomes visible (caches must expire then)."""
+    return session.scalar(
+        select(func.min(Release.published_at)).where(Release.withdrawn_at.is_(None), Release.published_at > now)
+    )
+
+
+def content_version(session: Session) -> int:
+    return session.scalar(select(ContentState.version).where(ContentState.id == 1)) or 0
+
+
+def bump_content_version(session: Session, now: datetime | None = None) -> None:
+    """Mark that some release changed; done in the same transaction as the change."""
+    session.execute(
+        update(ContentState)
+        .where(ContentState.id == 1)
+        .values(version=ContentState.version + 1, changed_at=now or utcnow())
+    )
+
+
+# -- writing -----------------------------------------------------------------
+
+
+def clean_draft(draft: ReleaseDraft) -> ReleaseDraft:
+    """Sanitize and validate a draft; raises ``InvalidInput`` naming the field."""
+    title = plain_text(draft.title)
+    if not title:
+        raise InvalidInput("title must not be empty", field="title")
+    lead = plain_text(draft.lead)
+    body = sanitize_html(draft.body)
+    country = get_country(draft.country_code).code
+    return replace(draft, title=title, lead=lead, body=body, country_code=country)
+
+
+def draft_hash(draft: ReleaseDraft) -> str:
+    """A digest of everything a draft says, to recognise an unchanged re-submission."""
+    payload = {
+        "title": draft.title,
+        "lead": draft.lead,
+        "body": draft.body,
+        "country": draft.country_code,
+        "language": draft.language,
+        "contact": draft.contact,
+        "published_at": draft.published_at.isoformat() if draft.published_at else None,
+        "attachments": [a.to_json() for a in draft.attachments],
+        "canonical_url": draft.canonical_url,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _apply(release: Release, draft: ReleaseDraft) -> None:
+    release.title = draft.title
+    release.slug = slugify(draft.title) or "release"
+    release.lead = draft.lead
+    release.body = draft.body
+    release.contact = plain_text(draft.contact) if draft.contact else None
+    release.country_code = draft.country_code
+    release.language = draft.language
+    release.attachments = [a.to_json() for a in draft.attachments]
+    release.canonical_url = draft.canonical_url
+    release.search_text = search_document(draft.title, draft.lead, html_to_text(draft.body))
+
+
+def create_release(
+    session: Session,
+    organization: Organization,
+    draft: ReleaseDraft,
+    *,
+    now: datetime | None = None,
+    source_id: int | None = None,
+    source_entry_key: str | None = None,
+    import_key: str | None = None,
+) -> Release:
+    """Store a new release of ``organization``. The draft is cleaned here."""
+    now = now or utcnow()
+    draft = clean_draft(draft)
+    published_at = draft.published_at or now
+    release = Release(
+        guid=f"urn:uuid:{uuid.uuid4()}",
+        organization_id=organization.id,
+        published_at=published_at,
+        created_at=now,
+        # An embargoed release is "updated" when it appears, not before.
+        updated_at=max(now, published_at),
+        view_count=0,
+        source_id=source_id,
+        source_entry_key=source_entry_key,
+        import_key=import_key,
+        content_hash=draft_hash(draft),
+    )
+    _apply(release, draft)
+    release.organization = organization
+    session.add(release)
+    session.flush()
+    bump_content_version(session, now)
+    return release
+
+
+def update_release(session: Session, release: Release, draft: ReleaseDraft, *, now: datetime | None = None) -> bool:
+    """Correct a release in place: same id and guid, new ``updated_at``.
+
+    Returns False (and writes nothing) when the draft says what is stored already.
+    """
+    now = now or utcnow()
+    draft = clean_draft(draft)
+    digest = draft_hash(draft)
+    if digest == release.content_hash:
+        return False
+    _apply(release, draft)
+    if draft.published_at is not None:
+        release.published_at = draft.published_at
+    release.content_hash = digest
+    release.updated_at = max(now, release.published_at)
+    session.flush()
+    bump_content_version(session, now)
+    return True
+
+
+def withdraw_release(session: Session, release: Release, *, now: datetime | None = None) -> None:
+    """Take a release off every page and feed; the row is kept."""
+    now = now or utcnow()
+    if release.withdrawn_at is None:
+        release.withdrawn_at = now
+        release.updated_at = now
+        session.flush()
+        bump_content_version(session, now)

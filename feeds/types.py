@@ -1,0 +1,94 @@
+"""Frozen dataclasses at the boundaries of the feeds package."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file that goes with a release (an image, a PDF): a feed enclosure."""
+
+    url: str
+    type: str
+    length: int = 0
+    title: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"url": self.url, "type": self.type, "length": self.length}
+        if self.title:
+            data["title"] = self.title
+        return data
+
+
+@dataclass(frozen=True)
+class ReleaseDraft:
+    """A release on its way to storage (from the API, an import file or a partner feed).
+
+    ``body`` is HTML and is sanitized by the store; ``title`` and ``lead`` are
+    plain text. ``published_at`` None means "now".
+    """
+
+    title: str
+    lead: str
+    body: str
+    country_code: str
+    language: str = "ru"
+    contact: str | None = None
+    published_at: datetime | None = None
+    attachments: tuple[Attachment, ...] = ()
+    canonical_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseFilter:
+    """Which releases a listing, a feed, the API or a digest is about.
+
+    Organizations are slugs, countries upper-case alpha-2 codes. Several values
+    of one kind are OR-ed; different kinds are AND-ed.
+    """
+
+    organizations: tuple[str, ...] = ()
+    countries: tuple[str, ...] = ()
+    q: str | None = None
+    language: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.organizations or self.countries or self.q or self.language)
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of a listing: 1-based ``number``, ``size`` items a page."""
+
+    number: int = 1
+    size: int = 20
+
+    @property
+    def offset(self) -> int:
+        return (self.number - 1) * self.size
+
+
+@dataclass(frozen=True)
+class ReleaseList:
+    items: list[Any]
+    page: Page
+    has_next: bool
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[ImportProblem] = field(default_factory=list)

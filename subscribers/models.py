@@ -1,0 +1,1 @@
+"""People and their digests (filled in by the subscriptions work)."""
