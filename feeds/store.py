@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
+from feeds.changes import note_change, note_release
 from feeds.countries import get_country
 from feeds.db import utcnow
 from feeds.errors import InvalidInput, ReleaseNotFound
@@ -89,13 +90,19 @@ def content_version(session: Session) -> int:
     return session.scalar(select(ContentState.version).where(ContentState.id == 1)) or 0
 
 
-def bump_content_version(session: Session, now: datetime | None = None) -> None:
-    """Mark that some release changed; done in the same transaction as the change."""
+def bump_content_version(session: Session, now: datetime | None = None, *, release: Release | None = None) -> None:
+    """Mark that some release changed; done in the same transaction as the change.
+
+    The channels ``release`` is in are noted in ``session.info`` (see ``feeds.changes``).
+    """
     session.execute(
         update(ContentState)
         .where(ContentState.id == 1)
         .values(version=ContentState.version + 1, changed_at=now or utcnow())
     )
+    note_change(session)
+    if release is not None:
+        note_release(session, release)
 
 
 # -- writing -----------------------------------------------------------------
@@ -172,7 +179,7 @@ def create_release(
     release.organization = organization
     session.add(release)
     session.flush()
-    bump_content_version(session, now)
+    bump_content_version(session, now, release=release)
     return release
 
 
@@ -186,13 +193,14 @@ def update_release(session: Session, release: Release, draft: ReleaseDraft, *, n
     digest = draft_hash(draft)
     if digest == release.content_hash:
         return False
+    note_release(session, release)  # the channels it leaves, if the country changes
     _apply(release, draft)
     if draft.published_at is not None:
         release.published_at = draft.published_at
     release.content_hash = digest
     release.updated_at = max(now, release.published_at)
     session.flush()
-    bump_content_version(session, now)
+    bump_content_version(session, now, release=release)
     return True
 
 
@@ -203,4 +211,4 @@ def withdraw_release(session: Session, release: Release, *, now: datetime | None
         release.withdrawn_at = now
         release.updated_at = now
         session.flush()
-        bump_content_version(session, now)
+        bump_content_version(session, now, release=release)

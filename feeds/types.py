@@ -92,3 +92,50 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     problems: list[ImportProblem] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """One release as every feed format shows it: plain values, absolute URLs.
+
+    Built from stored rows by ``feeds.channels.feed_item_from_row``; text is
+    already free of characters XML forbids.
+    """
+
+    guid: str  # permanent id: RSS guid, Atom id, JSON Feed id
+    url: str  # the release page
+    title: str
+    summary: str  # the lead, plain text
+    content_html: str  # the sanitized body
+    author_name: str  # the organization
+    author_url: str  # the organization's page
+    published: datetime
+    updated: datetime
+    language: str
+    # (label, scheme URL) pairs: the country and the organization
+    categories: tuple[tuple[str, str], ...] = ()
+    enclosures: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChannelMeta:
+    """What a feed says about itself, in the channel's language, with absolute URLs.
+
+    ``self_url`` is the URL this document was asked for; ``first_url``,
+    ``next_url`` and ``previous_url`` are RFC 5005 paging links.
+    """
+
+    feed_id: str  # stable across pages and formats' paging: the Atom feed id
+    title: str
+    description: str
+    language: str
+    html_url: str  # the HTML page of the channel (RSS <link>, Atom alternate)
+    self_url: str
+    author_name: str = "Syndicate"
+    first_url: str | None = None
+    next_url: str | None = None
+    previous_url: str | None = None
+    hub_url: str | None = None
+    # What `updated` says when the feed has no items (kept stable for ETags).
+    empty_updated: datetime | None = None
+

@@ -1,0 +1,301 @@
+"""Plain values in, bytes out: RSS 2.0, Atom 1.0 and JSON Feed 1.1.
+
+The only module that imports feedgen; feedgen objects never leave it. The
+renderers never see a request: every URL they write comes in ``ChannelMeta``
+and ``FeedItem`` already absolute.
+
+Output is a pure function of the input (``updated`` is the newest item's
+time, items keep their given order), so the same data gives the same bytes
+and ETags hold across processes and nodes.
+
+Text is expected free of characters XML forbids (the store strips them on the
+way in), so the common path pays nothing for checking it; if some slip
+through, lxml refuses them and the feed is rendered again with every field
+cleaned, dropping them rather than breaking the document.
+"""
+
+from __future__ import annotations
+
+import json
+from email.utils import format_datetime
+from collections.abc import Callable, Sequence
+from dataclasses import fields, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from feeds.sanitize import strip_illegal_chars
+from feeds.types import Attachment, ChannelMeta, FeedItem
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+GENERATOR = "Syndicate"
+# What an empty feed says it was updated at when the channel gives no date.
+EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+CONTENT_TYPES = {
+    "rss": "application/rss+xml; charset=utf-8",
+    "atom": "application/atom+xml; charset=utf-8",
+    "json": "application/feed+json; charset=utf-8",
+}
+
+
+def feed_updated(meta: ChannelMeta, items: Sequence[FeedItem]) -> datetime:
+    """The feed's ``updated``/``lastBuildDate``: its newest item's time."""
+    if items:
+        return max(item.updated for item in items)
+    return meta.empty_updated or EPOCH
+
+
+def _paging_links(meta: ChannelMeta) -> list[tuple[str, str]]:
+    """(rel, href) of the RFC 5005 and WebSub links, in a fixed order."""
+    links = [("first", meta.first_url), ("next", meta.next_url), ("previous", meta.previous_url),
+             ("hub", meta.hub_url)]
+    return [(rel, href) for rel, href in links if href]
+
+
+# -- feedgen extensions: what feedgen's RSS writer leaves out ------------------
+
+
+class _RssChannelLinks(BaseExtension):  # type: ignore[misc]
+    """Adds atom:link paging and hub links to the RSS channel.
+
+    feedgen writes only the first ``rel="self"`` link into RSS.
+    """
+
+    def __init__(self) -> None:
+        self.links: list[tuple[str, str]] = []
+
+    def extend_ns(self) -> dict[str, str]:
+        return {"dc": DC_NS}
+
+    def extend_rss(self, feed: Any) -> Any:
+        channel = feed[0]
+        for rel, href in self.links:
+            etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=href, rel=rel)
+        return feed
+
+
+class _RssItemCreator(BaseEntryExtension):  # type: ignore[misc]
+    """``dc:creator`` per item: RSS ``<author>`` must be an e-mail address,
+    which an organization does not have."""
+
+    def __init__(self) -> None:
+        self.creator = ""
+
+    def extend_rss(self, item: Any) -> Any:
+        if self.creator:
+            etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.creator
+        return item
+
+
+# -- the three formats ---------------------------------------------------------
+
+
+def _rss(meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
+    fg = FeedGenerator()
+    fg.register_extension("syndicate", _RssChannelLinks, _RssItemCreator, atom=False, rss=True)
+    fg.syndicate.links = _paging_links(meta)
+    fg.title(meta.title)
+    fg.description(meta.description)
+    fg.language(meta.language)
+    fg.generator(GENERATOR)
+    fg.link(href=meta.self_url, rel="self", type="application/rss+xml")
+    # feedgen makes the last link added the RSS <link>: the channel's HTML page.
+    fg.link(href=meta.html_url, rel="alternate")
+    fg.lastBuildDate(feed_updated(meta, items))
+    for item in items:
+        entry = fg.add_entry(order="append")
+        entry.guid(item.guid, permalink=False)
+        entry.title(item.title)
+        entry.link(href=item.url)
+        entry.description(item.summary or item.title)
+        entry.content(item.content_html)
+        entry.syndicate.creator = item.author_name
+        for label, scheme in item.categories:
+            entry.category(term=label, scheme=scheme)
+        if item.enclosures:
+            # RSS 2.0 has room for one enclosure an item; Atom and JSON carry all.
+            first = item.enclosures[0]
+            entry.enclosure(first.url, str(first.length), first.type)
+        entry.pubDate(item.published)
+    return bytes(fg.rss_str(pretty=False, encoding="UTF-8", xml_declaration=True))
+
+
+def _atom(meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
+    fg = FeedGenerator()
+    fg.id(meta.feed_id)
+    fg.title(meta.title)
+    fg.subtitle(meta.description)
+    fg.language(meta.language)
+    fg.generator(GENERATOR)
+    fg.author(name=meta.author_name)
+    fg.link(href=meta.self_url, rel="self", type="application/atom+xml")
+    fg.link(href=meta.html_url, rel="alternate", type="text/html")
+    for rel, href in _paging_links(meta):
+        fg.link(href=href, rel=rel)
+    fg.updated(feed_updated(meta, items))
+    for item in items:
+        entry = fg.add_entry(order="append")
+        entry.id(item.guid)
+        entry.title(item.title)
+        entry.updated(item.updated)
+        entry.published(item.published)
+        entry.author(name=item.author_name, uri=item.author_url)
+        entry.link(href=item.url, rel="alternate", type="text/html")
+        for attachment in item.enclosures:
+            entry.link(href=attachment.url, rel="enclosure", type=attachment.type,
+                       length=str(attachment.length))
+        entry.content(item.content_html, type="html")
+        if item.summary:
+            entry.summary(item.summary)
+        for label, scheme in item.categories:
+            entry.category(term=label, scheme=scheme, label=label)
+    return bytes(fg.atom_str(pretty=False, encoding="UTF-8", xml_declaration=True))
+
+
+def _rfc3339(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _json_attachment(attachment: Attachment) -> dict[str, Any]:
+    data: dict[str, Any] = {"url": attachment.url, "mime_type": attachment.type}
+    if attachment.length:
+        data["size_in_bytes"] = attachment.length
+    if attachment.title:
+        data["title"] = attachment.title
+    return data
+
+
+def _json_item(item: FeedItem) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": item.guid,
+        "url": item.url,
+        "title": item.title,
+        "content_html": item.content_html,
+        "date_published": _rfc3339(item.published),
+        "date_modified": _rfc3339(item.updated),
+        "authors": [{"name": item.author_name, "url": item.author_url}],
+        "language": item.language,
+    }
+    if item.summary:
+        data["summary"] = item.summary
+    if item.categories:
+        data["tags"] = [label for label, _ in item.categories]
+    if item.enclosures:
+        data["attachments"] = [_json_attachment(a) for a in item.enclosures]
+    return data
+
+
+def _json(meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
+    feed: dict[str, Any] = {
+        "version": JSON_FEED_VERSION,
+        "title": meta.title,
+        "home_page_url": meta.html_url,
+        "feed_url": meta.self_url,
+        "description": meta.description,
+        "language": meta.language,
+        "authors": [{"name": meta.author_name}],
+        "items": [_json_item(item) for item in items],
+    }
+    if meta.next_url:
+        feed["next_url"] = meta.next_url
+    if meta.hub_url:
+        feed["hubs"] = [{"type": "WebSub", "url": meta.hub_url}]
+    text = json.dumps(feed, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    # Forbidden characters come out of json.dumps as \u00XX escapes (or as
+    # lone surrogates that cannot be encoded): drop them as XML formats do.
+    if "\\u00" in text or "\ufffe" in text or "\uffff" in text:
+        raise ValueError("text holds characters that are not allowed in a feed")
+    return text.encode("utf-8")
+
+
+# -- public surface --------------------------------------------------------------
+
+
+def _clean_item(item: FeedItem) -> FeedItem:
+    changes: dict[str, Any] = {}
+    for f in fields(item):
+        value = getattr(item, f.name)
+        if isinstance(value, str):
+            changes[f.name] = strip_illegal_chars(value)
+    changes["categories"] = tuple(
+        (strip_illegal_chars(label), strip_illegal_chars(scheme)) for label, scheme in item.categories
+    )
+    changes["enclosures"] = tuple(
+        replace(a, url=strip_illegal_chars(a.url), type=strip_illegal_chars(a.type),
+                title=strip_illegal_chars(a.title) if a.title else a.title)
+        for a in item.enclosures
+    )
+    return replace(item, **changes)
+
+
+def _clean_meta(meta: ChannelMeta) -> ChannelMeta:
+    changes: dict[str, Any] = {f.name: strip_illegal_chars(getattr(meta, f.name))
+                               for f in fields(meta) if isinstance(getattr(meta, f.name), str)}
+    return replace(meta, **changes)
+
+
+def _guarded(writer: Callable[[ChannelMeta, Sequence[FeedItem]], bytes]) -> Callable[
+        [ChannelMeta, Sequence[FeedItem]], bytes]:
+    def render(meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
+        try:
+            return writer(meta, items)
+        except (ValueError, UnicodeEncodeError):
+            # lxml refuses control characters and lone surrogates; clean and retry.
+            return writer(_clean_meta(meta), [_clean_item(item) for item in items])
+
+    render.__doc__ = writer.__doc__
+    return render
+
+
+render_rss = _guarded(_rss)
+render_rss.__doc__ = "RSS 2.0 with content:encoded, dc:creator, atom:link self/paging/hub."
+render_atom = _guarded(_atom)
+render_atom.__doc__ = "Atom 1.0 (RFC 4287) with RFC 5005 paging links and enclosures."
+render_json_feed = _guarded(_json)
+render_json_feed.__doc__ = "JSON Feed 1.1, keys sorted, compact, UTF-8."
+
+RENDERERS: dict[str, Callable[[ChannelMeta, Sequence[FeedItem]], bytes]] = {
+    "rss": render_rss,
+    "atom": render_atom,
+    "json": render_json_feed,
+}
+
+
+def render_feed(fmt: str, meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
+    """Render ``items`` under ``meta`` as ``fmt`` (``rss``, ``atom`` or ``json``)."""
+    try:
+        renderer = RENDERERS[fmt]
+    except KeyError:
+        raise ValueError(f"unknown feed format {fmt!r}") from None
+    return renderer(meta, items)
+
+
+def render_opml(title: str, groups: Sequence[tuple[str, Sequence[tuple[str, str, str]]]],
+                created: datetime | None = None) -> bytes:
+    """OPML 2.0: ``groups`` of (group title, [(text, feed URL, page URL), …]).
+
+    Each feed is an ``<outline type="rss">`` (the OPML name for any feed).
+    """
+    opml = etree.Element("opml", version="2.0")
+    head = etree.SubElement(opml, "head")
+    etree.SubElement(head, "title").text = strip_illegal_chars(title)
+    if created is not None:
+        etree.SubElement(head, "dateCreated").text = _rfc822(created)
+    body = etree.SubElement(opml, "body")
+    for group_title, outlines in groups:
+        group = etree.SubElement(body, "outline", text=strip_illegal_chars(group_title))
+        for text, xml_url, html_url in outlines:
+            clean = strip_illegal_chars(text)
+            etree.SubElement(group, "outline", type="rss", text=clean, title=clean,
+                             xmlUrl=xml_url, htmlUrl=html_url)
+    return bytes(etree.tostring(opml, encoding="UTF-8", xml_declaration=True, pretty_print=True))
+
+
+def _rfc822(value: datetime) -> str:
+    return format_datetime(value.astimezone(timezone.utc), usegmt=True)
