@@ -72,11 +72,29 @@ def get_visible_release(session: Session, release_id: int, *, now: datetime | No
     return release
 
 
-def count_view(session: Session, release_id: int) -> None:
-    """Add one view atomically (the increment happens in SQL, not in Python)."""
-    session.execute(
-        update(Release).where(Release.id == release_id).values(view_count=Release.view_count + 1)
+def count_view(session: Session, release_id: int) -> int | None:
+    """Add one view atomically (the increment happens in SQL, not in Python).
+
+    Returns the new count (``None`` if there is no such release). On SQLite,
+    call it at the start of a transaction: a WAL reader that has already read
+    cannot become a writer once another connection has committed.
+    """
+    return session.scalar(
+        update(Release)
+        .where(Release.id == release_id)
+        .values(view_count=Release.view_count + 1)
+        .returning(Release.view_count)
     )
+
+
+def count_releases_by_country(session: Session, *, now: datetime | None = None) -> list[tuple[str, int]]:
+    """Every country code with its number of visible releases, by code."""
+    now = now or utcnow()
+    visible = visible_releases(now).subquery()
+    rows = session.execute(
+        select(visible.c.country_code, func.count()).group_by(visible.c.country_code).order_by(visible.c.country_code)
+    )
+    return [(code, int(n)) for code, n in rows]
 
 
 def next_embargo_after(session: Session, now: datetime) -> datetime | None:
