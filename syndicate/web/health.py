@@ -11,6 +11,12 @@ from syndicate.db import get_session
 bp = Blueprint("health", __name__)
 
 
+@bp.get("/ping")
+def ping() -> Response:
+    """A trivial endpoint: what the benchmarks compare the feed fast path with."""
+    return Response("ok", mimetype="text/plain")
+
+
 @bp.get("/healthz")
 def healthz() -> tuple[Response, int]:
     session = get_session()
