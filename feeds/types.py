@@ -139,3 +139,98 @@ class ChannelMeta:
     # What `updated` says when the feed has no items (kept stable for ETags).
     empty_updated: datetime | None = None
 
+
+# -- partner feed ingestion (fetch -> parse -> decide -> store) ----------------
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What the HTTP side brought back for a source: a body, or "not modified".
+
+    ``url`` is the final URL after redirects; ``permanent_url`` is where an
+    unbroken run of permanent redirects (301/308) from the requested URL led,
+    if any. Header names are lower case.
+    """
+
+    url: str
+    status: int
+    headers: dict[str, str]
+    content: bytes = b""
+    etag: str | None = None
+    last_modified: str | None = None
+    permanent_url: str | None = None
+    max_age: float | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True)
+class ParsedEntry:
+    """One entry of a partner feed, as plain values (HTML fields not yet sanitized)."""
+
+    id: str | None
+    link: str | None
+    title: str
+    summary_html: str
+    content_html: str | None
+    published: datetime | None
+    updated: datetime | None
+    language: str | None = None
+    enclosures: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """A partner feed, as plain values. ``warning`` says what was wrong but survivable."""
+
+    version: str
+    title: str
+    link: str | None
+    language: str | None
+    ttl_minutes: int | None
+    entries: tuple[ParsedEntry, ...]
+    warning: str | None = None
+
+
+@dataclass(frozen=True)
+class SourceForUpdate:
+    """A claimed source, as the fetch and decide steps need it (read from storage)."""
+
+    id: int
+    url: str
+    organization_id: int
+    country_code: str
+    interval_minutes: int
+    etag: str | None
+    last_modified: str | None
+    error_count: int
+    moved_to: str | None
+    moved_count: int
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    """The outcome of refreshing one source; failures are values, not exceptions.
+
+    ``status`` is ``"ok"``, ``"not modified"``, ``"error"``, ``"disabled"`` or
+    ``"skipped"`` (another worker holds the source).
+    """
+
+    source_id: int
+    url: str
+    status: str
+    http_status: int | None = None
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    error: str | None = None
+    warning: str | None = None
+    next_check_at: datetime | None = None
+    relinked_to: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("error", "disabled")
