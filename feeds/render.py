@@ -93,6 +93,20 @@ class _RssItemCreator(BaseEntryExtension):  # type: ignore[misc]
         return item
 
 
+class _AtomEntryLinks(BaseEntryExtension):  # type: ignore[misc]
+    """Entry links written by hand: feedgen 1.0 drops ``rel``, ``type`` and
+    ``length`` of entry links (a variable shadowed in ``atom_entry``), which
+    would turn every enclosure into a second alternate link."""
+
+    def __init__(self) -> None:
+        self.links: list[dict[str, str]] = []
+
+    def extend_atom(self, entry: Any) -> Any:
+        for attributes in self.links:
+            etree.SubElement(entry, f"{{{ATOM_NS}}}link", attributes)
+        return entry
+
+
 # -- the three formats ---------------------------------------------------------
 
 
@@ -128,6 +142,7 @@ def _rss(meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
 
 def _atom(meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
     fg = FeedGenerator()
+    fg.register_extension("syndicate", BaseExtension, _AtomEntryLinks, atom=True, rss=False)
     fg.id(meta.feed_id)
     fg.title(meta.title)
     fg.subtitle(meta.description)
@@ -146,10 +161,9 @@ def _atom(meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
         entry.updated(item.updated)
         entry.published(item.published)
         entry.author(name=item.author_name, uri=item.author_url)
-        entry.link(href=item.url, rel="alternate", type="text/html")
-        for attachment in item.enclosures:
-            entry.link(href=attachment.url, rel="enclosure", type=attachment.type,
-                       length=str(attachment.length))
+        entry.syndicate.links = [{"href": item.url, "rel": "alternate", "type": "text/html"}] + [
+            {"href": a.url, "rel": "enclosure", "type": a.type, "length": str(a.length)} for a in item.enclosures
+        ]
         entry.content(item.content_html, type="html")
         if item.summary:
             entry.summary(item.summary)
