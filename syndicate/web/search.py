@@ -33,7 +33,9 @@ def search() -> Any:
     config = get_config()
     language = current_language()
     args = request.args.to_dict(flat=False)
-    feed_args = {k: v for k, v in args.items() if k in ("organization", "country", "q", "lang")}
+    # ``lang`` on a page is the interface language (the site's switcher sets it),
+    # not the release-language filter it is on feeds.
+    feed_args = {k: v for k, v in args.items() if k in ("organization", "country", "q")}
     try:
         req = parse_feed_request("releases", "rss", "", feed_args)
         number = _page_number(request.args.get("page"))
