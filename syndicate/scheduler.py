@@ -65,7 +65,9 @@ class Tick:
 
     def digests(self) -> str:
         """Build and send the digests that are due (see ``subscribers.send``)."""
-        return "not configured"
+        from syndicate.commands.digests import run_digests
+
+        return str(run_digests(self.config, self.factory, self.node).summary())
 
     def __call__(self) -> None:
         for name, job in self.jobs:
