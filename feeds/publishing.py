@@ -1,6 +1,6 @@
-"""Publishing through the API: who may write, and what a write does.
+"""The publishing API's use cases: reading with the feed filters, and writing.
 
-Each use case authenticates the bearer token, checks that the release belongs
+Each write authenticates the bearer token, checks that the release belongs
 to the token's organization, validates the payload and hands it to the store.
 Checks run in that order (401, 404, 403, 422) and all of them before anything
 is flushed, so a refused request writes nothing. The caller commits.
@@ -8,16 +8,49 @@ is flushed, so a refused request writes nothing. The caller commits.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from feeds.channels import parse_feed_request
+from feeds.countries import find_country
 from feeds.db import utcnow
-from feeds.errors import Forbidden, ReleaseNotFound
+from feeds.errors import Forbidden, InvalidInput, ReleaseNotFound
 from feeds.models import Organization, Release
 from feeds.organizations import authenticate
-from feeds.store import create_release, update_release, withdraw_release
+from feeds.store import create_release, list_releases, update_release, withdraw_release
+from feeds.types import Page, ReleaseFilter, ReleaseList
 from feeds.validate import release_draft
+
+LISTING_PARAMS = ("organization", "country", "q", "lang", "limit", "page")
+
+
+def query_releases(
+    session: Session, args: Mapping[str, Sequence[str]], *, now: datetime | None = None
+) -> tuple[ReleaseFilter, ReleaseList]:
+    """Visible releases for a listing request with the feed filters and paging.
+
+    ``args`` holds every value of each query parameter. The rules are those of
+    ``/feeds/releases.*`` (one parser for both); unknown organizations and
+    countries are ``InvalidInput`` naming the parameter, not an empty list,
+    so a typo is not mistaken for silence.
+    """
+    req = parse_feed_request("releases", "json", "", {k: v for k, v in args.items() if k in LISTING_PARAMS})
+    countries = []
+    for code in req.countries:
+        country = find_country(code)
+        if country is None:
+            raise InvalidInput(f"unknown country {code!r}", field="country")
+        countries.append(country.code)
+    if req.organizations:
+        known = set(session.scalars(select(Organization.slug).where(Organization.slug.in_(req.organizations))))
+        missing = [slug for slug in req.organizations if slug not in known]
+        if missing:
+            raise InvalidInput(f"unknown organization {missing[0]!r}", field="organization")
+    flt = ReleaseFilter(organizations=req.organizations, countries=tuple(countries), q=req.q, language=req.lang)
+    return flt, list_releases(session, flt, Page(req.page, req.limit), now=now or utcnow())
 
 
 def publisher_for_token(session: Session, token: str | None, *, now: datetime | None = None) -> Organization:

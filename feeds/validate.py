@@ -1,23 +1,22 @@
-"""Untrusted input to typed values: release payloads and listing queries.
+"""Untrusted release payloads to ``ReleaseDraft`` values.
 
-Shared by the publishing API, the JSON Lines importer and every listing that
-takes the feed filters (``organization``, ``country``, ``q``, ``lang``,
-``limit``, ``page``). Errors are ``InvalidInput`` naming the offending field
-or query parameter; nothing here touches the database.
+Shared by the publishing API and the JSON Lines importer. Errors are
+``InvalidInput`` naming the offending field; nothing here touches the
+database. (Listing filters are parsed by ``feeds.channels``, the same rules
+for feeds and the API.)
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from feeds.countries import find_country
 from feeds.errors import InvalidInput
-from feeds.models import BODY_MAX, CONTACT_MAX, LEAD_MAX, SLUG_MAX, TITLE_MAX, URL_MAX
+from feeds.models import BODY_MAX, CONTACT_MAX, LEAD_MAX, TITLE_MAX, URL_MAX
 from feeds.sanitize import plain_text, text_to_html
-from feeds.types import Attachment, Page, ReleaseDraft, ReleaseFilter
+from feeds.types import Attachment, ReleaseDraft
 
 # What a client may send when publishing or correcting a release.
 RELEASE_FIELDS = frozenset(
@@ -30,11 +29,6 @@ READ_ONLY_FIELDS = frozenset(
 )
 REQUIRED_FIELDS = ("title", "body", "country")
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
-MAX_PAGE = 10_000
-MAX_QUERY_LENGTH = 200
-MAX_FILTER_VALUES = 50
 ATTACHMENTS_MAX = 20
 
 _LANGUAGE = re.compile(r"^([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*$")
@@ -42,8 +36,6 @@ _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]")
 _TAG = re.compile(r"<[a-zA-Z/!][^>]*>")
 
-
-# -- release payloads -------------------------------------------------------------
 
 
 def _string(data: Mapping[str, Any], name: str, max_length: int, *, required: bool = False) -> str | None:
@@ -164,80 +156,4 @@ def release_draft(data: object, *, extra_fields: frozenset[str] = frozenset()) -
         published_at=published_at,
         attachments=_attachments(data.get("attachments")),
         canonical_url=_http_url(canonical, "canonical_url") if canonical not in (None, "") else None,
-    )
-
-
-# -- listing queries --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ReleaseQuery:
-    """A parsed listing request: which releases, which page."""
-
-    filter: ReleaseFilter
-    page: Page
-
-
-def _one(args: Mapping[str, Sequence[str]], name: str) -> str | None:
-    values = args.get(name) or []
-    if len(values) > 1:
-        raise InvalidInput(f"{name} may be given once", field=name)
-    return values[0] if values else None
-
-
-def _bounded_int(raw: str | None, name: str, default: int, low: int, high: int) -> int:
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit():
-        raise InvalidInput(f"{name} must be a whole number", field=name)
-    number = int(raw)
-    if not low <= number <= high:
-        raise InvalidInput(f"{name} must be between {low} and {high}", field=name)
-    return number
-
-
-def parse_release_query(
-    args: Mapping[str, Sequence[str]],
-    *,
-    default_limit: int = DEFAULT_LIMIT,
-    max_limit: int = MAX_LIMIT,
-) -> ReleaseQuery:
-    """Read ``organization`` and ``country`` (repeatable), ``q``, ``lang``, ``limit``, ``page``.
-
-    ``args`` maps a parameter to every value it was given (``request.args.to_dict(flat=False)``).
-    Unknown parameters are ignored; bad values raise ``InvalidInput`` naming the parameter.
-    """
-    organizations: list[str] = []
-    for slug in args.get("organization") or []:
-        slug = slug.strip().lower()
-        if not slug or len(slug) > SLUG_MAX or not re.fullmatch(r"[a-z0-9-]+", slug):
-            raise InvalidInput(f"organization {slug!r} is not an organization slug", field="organization")
-        if slug not in organizations:
-            organizations.append(slug)
-    countries: list[str] = []
-    for value in args.get("country") or []:
-        country = find_country(value) if len(value.strip()) == 2 else None
-        if country is None:
-            raise InvalidInput(f"country {value!r} is not an ISO 3166-1 alpha-2 code", field="country")
-        if country.code not in countries:
-            countries.append(country.code)
-    if len(organizations) > MAX_FILTER_VALUES or len(countries) > MAX_FILTER_VALUES:
-        raise InvalidInput(f"at most {MAX_FILTER_VALUES} values per filter", field="organization")
-    q = (_one(args, "q") or "").strip() or None
-    if q is not None and len(q) > MAX_QUERY_LENGTH:
-        raise InvalidInput(f"q is longer than {MAX_QUERY_LENGTH} characters", field="q")
-    lang_raw = _one(args, "lang")
-    language = None
-    if lang_raw:
-        match = _LANGUAGE.match(lang_raw)
-        if match is None:
-            raise InvalidInput("lang must be a language code such as ru or en", field="lang")
-        language = match.group(1).lower()
-    limit = _bounded_int(_one(args, "limit"), "limit", default_limit, 1, max_limit)
-    page = _bounded_int(_one(args, "page"), "page", 1, 1, MAX_PAGE)
-    return ReleaseQuery(
-        filter=ReleaseFilter(
-            organizations=tuple(organizations), countries=tuple(countries), q=q, language=language
-        ),
-        page=Page(number=page, size=limit),
     )
