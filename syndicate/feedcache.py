@@ -204,14 +204,15 @@ class FeedCache:
             self._expires_at = next_embargo
             self._checked_at = self.monotonic()
 
-    def _maybe_refresh(self) -> None:
+    def _maybe_refresh(self, *, wait: bool = False) -> None:
         if not self._stale():
             return
         # One thread asks the database; the others keep serving meanwhile,
-        # except that an embargo that has been reached is never served past.
+        # except that an embargo that has been reached is never served past,
+        # and a thread about to render waits (it would render stale data).
         if not self._refresh_lock.acquire(blocking=False):
             expires = self._expires_at
-            if expires is not None and self.now() >= expires:
+            if wait or (expires is not None and self.now() >= expires):
                 with self._refresh_lock:
                     pass
             return
@@ -243,7 +244,8 @@ class FeedCache:
     def get_or_render(self, key: Key, render: Callable[[], CachedFeed], *, aliases: Iterable[Key] = ()) -> CachedFeed:
         """The entry for ``key``, rendering it once however many ask at the same time."""
         keys = [key, *[a for a in aliases if a != key]]
-        entry = self.lookup(key)
+        self._maybe_refresh(wait=True)
+        entry = self._entries.get(key)
         if entry is not None:
             self._store(keys[1:], entry, self._generation)
             return entry
