@@ -162,7 +162,8 @@ def decide_success(
         keep_warning=parsed is None,
         etag=(fetched.etag or "")[:1024] or None,
         last_modified=(fetched.last_modified or "")[:128] or None,
-        keep_validators=False,
+        # A 304 need not repeat the validators; keep ours unless it sends new ones.
+        keep_validators=fetched.not_modified and not (fetched.etag or fetched.last_modified),
         url=url,
         moved_to=moved_to,
         moved_count=moved_count,

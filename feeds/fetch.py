@@ -54,6 +54,7 @@ ACCEPT = (
 )
 
 Resolver = Callable[[str, int], Sequence[str]]
+Classifier = Callable[[IPAddress], "str | None"]
 
 
 def user_agent(service_url: str) -> str:
@@ -103,7 +104,9 @@ def _normalize_host(raw: str, url: str) -> tuple[str, IPAddress | None]:
     return host, None
 
 
-def check_url(url: str, *, allow_private: bool = False, resource_id: object = None) -> Target:
+def check_url(
+    url: str, *, allow_private: bool = False, resource_id: object = None, classify: Classifier = blocked_reason
+) -> Target:
     """Validate a feed URL without touching the network.
 
     http and https only, a host, no credentials; a literal address (in any
@@ -127,7 +130,7 @@ def check_url(url: str, *, allow_private: bool = False, resource_id: object = No
     host, literal = _normalize_host(raw_host, url)
     if not allow_private:
         if literal is not None:
-            reason = blocked_reason(literal)
+            reason = classify(literal)
             if reason:
                 raise BlockedAddress(f"refusing to fetch from {literal} ({reason})", resource_id=resource_id)
         elif host == "localhost" or host.endswith(".localhost"):
@@ -345,6 +348,7 @@ class Fetcher:
         resolver: Resolver = system_resolver,
         tls_context: ssl.SSLContext | None = None,
         clock: Callable[[], datetime] = utcnow,
+        classify: Classifier = blocked_reason,
     ) -> None:
         self.user_agent = user_agent
         self.allow_private = allow_private
@@ -355,6 +359,8 @@ class Fetcher:
         self.resolver = resolver
         self.tls_context = tls_context or ssl.create_default_context()
         self.clock = clock
+        # Which addresses are off limits; tests narrow "public" to one loopback address.
+        self.classify = classify
 
     def fetch(
         self, url: str, *, etag: str | None = None, last_modified: str | None = None, resource_id: object = None
@@ -380,7 +386,8 @@ class Fetcher:
         only_permanent = True
         current = url
         for hop in range(self.max_redirects + 1):
-            target = check_url(current, allow_private=self.allow_private, resource_id=resource_id)
+            target = check_url(current, allow_private=self.allow_private, resource_id=resource_id,
+                               classify=self.classify)
             if target.url in seen:
                 raise FetchError(f"redirect loop at {target.url}", resource_id=resource_id)
             seen.append(target.url)
@@ -439,7 +446,7 @@ class Fetcher:
                 raise FetchError(f"DNS lookup for {target.host} found no address", resource_id=resource_id)
         if not self.allow_private:
             for address in candidates:
-                reason = blocked_reason(address)
+                reason = self.classify(address)
                 if reason:
                     # One bad answer spoils the lot: a name that points inside is not a partner site.
                     raise BlockedAddress(

@@ -104,7 +104,7 @@ def decode_document(data: bytes, headers: Mapping[str, str]) -> tuple[str, str, 
     match = _XML_DECL_ENCODING.match(data[:300])
     declared = [c for c in (_codec(_http_charset(headers)), _codec(match.group(1).decode() if match else None)) if c]
     for name in declared:
-        if name.startswith(("utf_16", "utf_32")):
+        if name.startswith(("utf-16", "utf-32")):
             try:
                 return data.decode(name), name, None
             except UnicodeDecodeError:
@@ -114,10 +114,10 @@ def decode_document(data: bytes, headers: Mapping[str, str]) -> tuple[str, str, 
     except UnicodeDecodeError:
         pass
     else:
-        wrong = [d for d in declared if d not in ("utf_8", "ascii")]
+        wrong = [d for d in declared if d not in ("utf-8", "ascii")]
         if wrong and _HIGH.search(data):
-            return text, "utf_8", f"declared charset {wrong[0]} does not match the bytes; read as UTF-8"
-        return text, "utf_8", None
+            return text, "utf-8", f"declared charset {wrong[0]} does not match the bytes; read as UTF-8"
+        return text, "utf-8", None
     for name in declared:
         try:
             return data.decode(name), name, None
@@ -228,8 +228,9 @@ def _entry(entry: Any, base: str) -> ParsedEntry:
         title=str(entry.get("title") or ""),
         summary_html=_as_html(entry.get("summary_detail"), summary),
         content_html=_content(entry),
-        published=_datetime(entry.get("published_parsed")),
-        updated=_datetime(entry.get("updated_parsed")),
+        # dict.get, not FeedParserDict's: it would silently answer one date for the other.
+        published=_datetime(dict.get(entry, "published_parsed")),
+        updated=_datetime(dict.get(entry, "updated_parsed")),
         language=None,
         enclosures=_enclosures(entry, base),
     )
