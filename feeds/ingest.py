@@ -197,14 +197,17 @@ def store_outcome(factory: sessionmaker[Session], outcome: Outcome, worker: str,
             session.rollback()
             log.exception("storing source %s failed", source.id)
             problem = SourceError(f"could not store the entries: {exc.__class__.__name__}", resource_id=source.id)
-    # Nothing of the failed transaction is kept; the failure itself is recorded.
-    with factory() as session:
-        change = decide_failure(source, problem, now)
-        row = lock_claimed(session, source.id, worker)
-        if row is not None:
-            apply_source_update(row, change)
-            session.commit()
-        return _result(source, change)
+    # Nothing of the failed transaction is kept; the failure itself is recorded if it can be.
+    change = decide_failure(source, problem, now)
+    try:
+        with factory() as session:
+            row = lock_claimed(session, source.id, worker)
+            if row is not None:
+                apply_source_update(row, change)
+                session.commit()
+    except SQLAlchemyError:  # the database is away; the lease will expire and the source be retried
+        log.exception("recording the failure of source %s failed", source.id)
+    return _result(source, change)
 
 
 # -- the two entry points -----------------------------------------------------------------

@@ -224,7 +224,7 @@ def lock_claimed(session: Session, source_id: int, worker: str) -> Source | None
     """The source row if ``worker`` still holds its lease (locked on PostgreSQL), else None."""
     stmt = select(Source).where(Source.id == source_id, Source.lease_owner == worker)
     if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update(of=Source)
     return session.scalar(stmt.execution_options(populate_existing=True))
 
 
