@@ -35,6 +35,21 @@ ARRIVAL_MARGIN = timedelta(minutes=15)
 _ARRIVALS_LOCK = 0x53594E444947  # "SYNDIG": one arrivals writer at a time on PostgreSQL
 
 
+def begin_write(session: Session, key: int | None = None) -> None:
+    """Take the write lock at the start of a transaction that reads before it writes.
+
+    SQLite: a no-op UPDATE takes the single writer lock now (waiting under
+    busy_timeout) instead of failing later when a read transaction tries to
+    become a writer after another connection committed. PostgreSQL: a
+    transaction-scoped advisory lock on ``key``, if one is given.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        session.execute(text("UPDATE digest_arrivals SET seq = seq WHERE 1 = 0"))
+    elif dialect == "postgresql" and key is not None:
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def record_arrivals(session: Session, now: datetime) -> int:
     """Number the releases that became visible by ``now`` and have no number yet.
 
@@ -43,11 +58,14 @@ def record_arrivals(session: Session, now: datetime) -> int:
     releases updated since the last arrival, less a margin for slow commits,
     finds every new one through the ``updated_at`` index.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        # Numbers must follow commit order: a reader that sees N has seen all below N.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ARRIVALS_LOCK})
+    # Numbers must follow commit order: a reader that sees N has seen all below N.
+    begin_write(session, _ARRIVALS_LOCK)
     last = session.scalar(select(func.max(Arrival.arrived_at)))
-    since = (last or now) - ARRIVAL_MARGIN
+    if last is None:
+        # The first look: nobody needs what was published before the first
+        # subscriber confirmed (a whole archive is not "new").
+        last = session.scalar(select(func.min(Subscription.confirmed_at)).where(Subscription.status == ACTIVE)) or now
+    since = last - ARRIVAL_MARGIN
     new = (
         select(Release.id, literal(now, type_=Arrival.arrived_at.type))
         .where(
@@ -214,13 +232,14 @@ def plan_chunk(
         release_ids = index.match(sub.organizations or (), sub.countries or (), sub.keywords or "", sub.last_seq)
         decided.append((sub, _period(schedule, now, index.top, force), release_ids))
     periods = {period for _, period, ids_ in decided if ids_}
-    taken = set(
-        session.execute(
+    taken: set[tuple[int, str]] = set()
+    if periods:
+        found = session.execute(
             select(Delivery.subscription_id, Delivery.period).where(
                 Delivery.subscription_id.in_(ids), Delivery.kind == DIGEST, Delivery.period.in_(periods)
             )
-        ).tuples()
-    ) if periods else set()
+        )
+        taken = {(int(sub_id), str(period)) for sub_id, period in found}
     rows: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for sub, period, release_ids in decided:

@@ -162,7 +162,7 @@ def outbox_counts(session: Session, now: datetime) -> OutboxCounts:
     """How many rows are in each state (for ``syndicate digests status``)."""
     from sqlalchemy import func
 
-    counts = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).tuples().all())
+    counts = dict(session.execute(select(Delivery.status, func.count()).group_by(Delivery.status)).all())
     leased = session.scalar(
         select(func.count()).where(Delivery.status == PENDING, Delivery.lease_until > now)
     )

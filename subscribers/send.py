@@ -42,6 +42,8 @@ HARD_FAILURE_LIMIT = 3
 class SendHooks(Protocol):
     """Points a test can stop at (the crash test pauses the process there)."""
 
+    def after_chunk(self, count: int) -> None: ...
+
     def after_plan(self) -> None: ...
 
     def after_accept(self, count: int) -> None: ...
@@ -134,6 +136,7 @@ class DigestRunner:
         self.renderer = renderer or MailRenderer(settings)
         self.plan_chunk_size = plan_chunk
         self._items: dict[int, ReleaseItem | None] = {}
+        self._org_names: dict[str, str] = {}
         self._accepted = 0
 
     # -- the pass --------------------------------------------------------------
@@ -161,6 +164,7 @@ class DigestRunner:
         report = report or PassReport()
         with self.factory() as session:
             index = digests.start_index(session, now)
+            session.rollback()  # end the read: each chunk starts with its write (SQLite)
             while True:
                 result = digests.plan_chunk(
                     session, index, self.settings, now, limit=self.plan_chunk_size, force=force
@@ -170,6 +174,8 @@ class DigestRunner:
                     break
                 report.planned += result.subscriptions
                 report.digests += result.digests
+                if self.hooks:
+                    self.hooks.after_chunk(report.planned)
         return report
 
     # -- delivery --------------------------------------------------------------
@@ -244,9 +250,14 @@ class DigestRunner:
                 )
             for rid in wanted - {r.id for r, _ in found}:
                 self._items[rid] = None
+        slugs = {slug for job in jobs if job.prefs is not None for slug in job.prefs.organizations}
+        if slugs:
+            self._org_names.update(
+                session.execute(select(Organization.slug, Organization.name).where(Organization.slug.in_(slugs))).all()
+            )
         return jobs
 
-    def _render(self, session: Session, job: _Job) -> bytes | str:
+    def _render(self, job: _Job) -> bytes | str:
         """The message bytes, or the reason it is not to be sent."""
         if job.kind == DIGEST:
             if job.status != ACTIVE:
@@ -257,8 +268,7 @@ class DigestRunner:
             return self.renderer.digest(job.recipient, items, message_id=job.message_id, created_at=job.created_at)
         if job.status != PENDING:
             return f"subscription is {job.status}"
-        slugs = list(job.prefs.organizations)
-        names = dict(session.execute(select(Organization.slug, Organization.name).where(Organization.slug.in_(slugs))).tuples()) if slugs else {}
+        names = {slug: self._org_names.get(slug, slug) for slug in job.prefs.organizations}
         return self.renderer.confirmation(
             job.recipient, job.prefs, message_id=job.message_id, created_at=job.created_at, organization_names=names
         )
@@ -272,7 +282,7 @@ class DigestRunner:
             postgres = session.get_bind().dialect.name == "postgresql"
             for position, job in enumerate(jobs):
                 try:
-                    message = self._render(session, job)
+                    message = self._render(job)
                 except Exception as exc:  # a rendering bug fails this row, not the batch
                     log.exception("cannot render delivery %s", job.id)
                     outbox.mark_temporary(session, job.id, self.node, job.attempts, clock(), f"render: {exc!r}")

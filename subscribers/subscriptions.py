@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from feeds.errors import InvalidInput
 from feeds.models import Organization
 from subscribers import outbox, tokens
+from subscribers.digests import begin_write
 from subscribers.errors import InvalidToken, SubscriptionNotFound
 from subscribers.forms import Preferences, SignupRequest
 from subscribers.models import (
@@ -110,6 +111,7 @@ def sign_up(
     Raises ``InvalidInput`` (unknown organization) or ``TooManyRequests``
     before anything is written.
     """
+    begin_write(session)
     check_organizations(session, request.preferences.organizations)
     check_and_count(session, client, request.email, now, limits)
     subscriber = _subscriber_for_update(session, request.email, now)
@@ -241,6 +243,7 @@ def get_subscription(session: Session, subscription_id: int) -> Subscription:
 
 def purge_unconfirmed(session: Session, now: datetime) -> int:
     """Delete pending subscriptions whose confirmation link has long expired (and lone subscribers)."""
+    begin_write(session)
     cutoff = now - PURGE_AFTER
     stale = select(Subscription.id).where(
         Subscription.status == PENDING,

@@ -168,7 +168,9 @@ def count_releases(language: str, n: int) -> str:
 @lru_cache(maxsize=256)
 def long_date(language: str, day: date) -> str:
     """'5 марта 2024 г.' / 'March 5, 2024'."""
-    return format_date(day, format="long", locale=language if language in LANGUAGES else "ru")
+    text = format_date(day, format="long", locale=language if language in LANGUAGES else "ru")
+    # CLDR puts (narrow) no-break spaces in; a subject line reads better with plain ones.
+    return text.replace("\u202f", " ").replace("\xa0", " ")
 
 
 def digest_subject(language: str, n: int, day: date) -> str:
