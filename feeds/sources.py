@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from feeds.countries import get_country
 from feeds.db import utcnow
 from feeds.decide import KnownEntry, SourceUpdate
-from feeds.errors import FetchError, InvalidInput, SourceNotFound
+from feeds.errors import FetchError, InvalidInput, NotFound, SourceNotFound
 from feeds.fetch import check_url
 from feeds.models import URL_MAX, Organization, Release, Source
 from feeds.types import SourceForUpdate
@@ -67,7 +67,10 @@ def add_source(
         raise InvalidInput(
             f"organization {organization.slug!r} has no country; give one for this source", field="country"
         )
-    country = get_country(code).code
+    try:
+        country = get_country(code).code
+    except NotFound as exc:
+        raise InvalidInput(str(exc), field="country") from exc
     if not MIN_INTERVAL <= interval_minutes <= MAX_INTERVAL:
         raise InvalidInput(
             f"the interval must be between {MIN_INTERVAL} and {MAX_INTERVAL} minutes", field="interval"
