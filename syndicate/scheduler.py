@@ -61,7 +61,15 @@ class Tick:
 
     def ingest(self) -> str:
         """Poll the partner sources that are due (see ``feeds.ingest``)."""
-        return "not configured"
+        from feeds.ingest import refresh_due_sources
+        from syndicate.commands.partners import make_fetcher, result_line
+
+        results = refresh_due_sources(self.factory, make_fetcher(self.config), worker=self.node)
+        for result in results:
+            log.info("source %s", result_line(result))
+        failed = sum(1 for r in results if r.failed)
+        created = sum(r.created for r in results)
+        return f"{len(results)} sources polled, {failed} failing, {created} new releases"
 
     def digests(self) -> str:
         """Build and send the digests that are due (see ``subscribers.send``)."""
