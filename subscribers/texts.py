@@ -77,6 +77,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "error_title": "Ошибка",
         "csrf_error": "Форма устарела или открыта не с этого сайта. Обновите страницу и попробуйте снова.",
         "back_to_site": "На главную",
+        "link_invalid": "Ссылка недействительна: её нет в наших письмах или подписка уже удалена.",
+        "link_expired": "Срок действия ссылки истёк. Подпишитесь ещё раз, чтобы получить новую.",
+        "too_many": "Слишком много попыток подписаться. Попробуйте позже.",
     },
     "en": {
         "site": "Syndicate",
@@ -136,6 +139,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "error_title": "Error",
         "csrf_error": "The form has expired or was not sent from this site. Reload the page and try again.",
         "back_to_site": "Home",
+        "link_invalid": "This link is not valid: it is not from our mail, or the subscription is gone.",
+        "link_expired": "This link has expired. Sign up again to get a new one.",
+        "too_many": "Too many sign-ups. Please try again later.",
     },
 }
 

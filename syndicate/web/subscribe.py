@@ -18,14 +18,14 @@ import os
 import secrets
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, jsonify, render_template, request, session
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, session
 
 from feeds.countries import all_countries
 from feeds.db import utcnow
 from feeds.errors import InvalidInput
 from feeds.organizations import list_organizations
 from subscribers import subscriptions, tokens
-from subscribers.errors import TooManyRequests
+from subscribers.errors import ExpiredToken, InvalidToken, TooManyRequests
 from subscribers.forms import Preferences, clean_preferences, clean_signup, time_zones
 from subscribers.models import ACTIVE, FREQUENCIES, SUSPENDED, UNSUBSCRIBED
 from subscribers.ratelimits import RateLimits
@@ -51,11 +51,15 @@ def csrf_token() -> str:
     return str(token)
 
 
+class CsrfError(Exception):
+    """A form came without the token of this browser's session."""
+
+
 def check_csrf() -> None:
     expected = session.get("csrf")
     given = request.form.get(CSRF_FIELD, "")
     if not expected or not isinstance(given, str) or not hmac.compare_digest(str(expected), given):
-        abort(403, texts(current_language())["csrf_error"])
+        raise CsrfError()
 
 
 # -- helpers -----------------------------------------------------------------
@@ -111,16 +115,32 @@ def _send_confirmation(delivery_id: int) -> None:
         log.exception("confirmation %s not sent from the web request", delivery_id)
 
 
+def _error_page(status: int, key: str, detail: str) -> Response:
+    language = current_language()
+    if request.is_json:
+        response = jsonify({"error": detail, "detail": None})
+    else:
+        body, _ = _render("subscription_error.html", language, status, message=texts(language)[key])
+        response = current_app.make_response(body)
+    response.status_code = status
+    return response
+
+
 @bp.errorhandler(TooManyRequests)
 def _too_many(exc: TooManyRequests) -> Response:
-    if request.is_json:
-        response = jsonify({"error": exc.message, "detail": {"retry_after": exc.retry_after}})
-    else:
-        body, _ = _render("error.html", current_language(), status=429, message=exc.message)
-        response = current_app.make_response(body)
-    response.status_code = 429
+    response = _error_page(429, "too_many", exc.message)
     response.headers["Retry-After"] = str(exc.retry_after)
     return response
+
+
+@bp.errorhandler(InvalidToken)
+def _bad_link(exc: InvalidToken) -> Response:
+    return _error_page(400, "link_expired" if isinstance(exc, ExpiredToken) else "link_invalid", exc.message)
+
+
+@bp.errorhandler(CsrfError)
+def _bad_form(exc: CsrfError) -> Response:
+    return _error_page(403, "csrf_error", "missing or wrong CSRF token")
 
 
 # -- sign-up -----------------------------------------------------------------
