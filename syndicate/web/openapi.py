@@ -291,6 +291,129 @@ PATHS: dict[str, Any] = {
 }
 
 
+# -- partner sources (syndicate.web.sources_api), administrator tokens only ---------------------
+
+_SOURCE_TIMES = ("last_checked_at", "last_success_at", "next_check_at", "created_at")
+SCHEMAS.update(
+    {
+        "Source": {
+            "type": "object",
+            "description": "A partner feed Syndicate polls and ingests.",
+            "required": ["id", "url", "organization", "country", "interval_minutes", "state"],
+            "properties": {
+                "id": {"type": "integer"},
+                "url": {"type": "string", "format": "uri"},
+                "organization": {"type": "string", "description": "Slug of the organization its releases go to."},
+                "country": {"type": "string"},
+                "interval_minutes": {"type": "integer"},
+                "title": _NULLABLE_STRING,
+                "state": {"type": "string"},
+                "state_reason": _NULLABLE_STRING,
+                **{name: {"type": ["string", "null"], "format": "date-time"} for name in _SOURCE_TIMES},
+                "last_status": {"type": ["integer", "null"]},
+                "last_error": _NULLABLE_STRING,
+                "last_warning": _NULLABLE_STRING,
+                "error_count": {"type": "integer"},
+                "disabled_reason": _NULLABLE_STRING,
+                "moved_to": _NULLABLE_STRING,
+                "releases_ingested": {"type": "integer"},
+            },
+        },
+        "SourceInput": {
+            "type": "object",
+            "required": ["url", "organization"],
+            "properties": {
+                "url": {"type": "string", "format": "uri"},
+                "organization": {"type": "string", "description": "Organization slug."},
+                "country": {"type": "string", "description": "Alpha-2 code; default: the organization's."},
+                "interval_minutes": {"type": "integer", "default": 30},
+            },
+        },
+        "SourceList": {
+            "type": "object",
+            "required": ["sources"],
+            "properties": {"sources": {"type": "array", "items": _ref("Source")}},
+        },
+        "PollResult": {
+            "type": "object",
+            "description": "The outcome of one ingestion pass of a source, and the source afterwards.",
+            "required": ["source_id", "status", "source"],
+            "properties": {
+                "source_id": {"type": "integer"},
+                "url": {"type": "string"},
+                "status": {"type": "string"},
+                "http_status": {"type": ["integer", "null"]},
+                "created": {"type": "integer"},
+                "updated": {"type": "integer"},
+                "unchanged": {"type": "integer"},
+                "error": _NULLABLE_STRING,
+                "warning": _NULLABLE_STRING,
+                "next_check_at": {"type": ["string", "null"], "format": "date-time"},
+                "relinked_to": _NULLABLE_STRING,
+                "source": _ref("Source"),
+            },
+        },
+    }
+)
+SOURCE_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+_ADMIN_ERRORS = {
+    "401": _error("No bearer token, or an unknown or revoked one."),
+    "403": _error("An organization's token; partner sources need an administrator token."),
+}
+PATHS.update(
+    {
+        "/api/sources": {
+            "get": {
+                "operationId": "listSources",
+                "summary": "Partner feeds (administrator token)",
+                "security": BEARER,
+                "responses": {"200": _json(_ref("SourceList"), "Every partner feed."), **_ADMIN_ERRORS},
+            },
+            "post": {
+                "operationId": "addSource",
+                "summary": "Add a partner feed (administrator token)",
+                "security": BEARER,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("SourceInput")}}},
+                "responses": {
+                    "201": _json(_ref("Source"), "Added; polled from now on."),
+                    "400": _error("The body is not a JSON object."),
+                    **_ADMIN_ERRORS,
+                    "422": _error("A field is missing or invalid (named in `detail.field`)."),
+                },
+            },
+        },
+        "/api/sources/{id}": {
+            "get": {
+                "operationId": "getSource",
+                "summary": "One partner feed and its state",
+                "security": BEARER,
+                "parameters": [SOURCE_ID],
+                "responses": {"200": _json(_ref("Source"), "The source."), **_ADMIN_ERRORS,
+                              "404": _error("No such source.")},
+            },
+            "delete": {
+                "operationId": "removeSource",
+                "summary": "Stop polling a partner feed (its releases stay)",
+                "security": BEARER,
+                "parameters": [SOURCE_ID],
+                "responses": {"204": {"description": "Removed."}, **_ADMIN_ERRORS,
+                              "404": _error("No such source.")},
+            },
+        },
+        "/api/sources/{id}/poll": {
+            "post": {
+                "operationId": "pollSource",
+                "summary": "Poll a partner feed now (the same pass the scheduler runs)",
+                "security": BEARER,
+                "parameters": [SOURCE_ID],
+                "responses": {"200": _json(_ref("PollResult"), "The outcome."), **_ADMIN_ERRORS,
+                              "404": _error("No such source.")},
+            }
+        },
+    }
+)
+
+
 def register_openapi_paths(app: Flask, paths: dict[str, Any], schemas: dict[str, Any] | None = None) -> None:
     """Add another blueprint's ``/api`` paths (and component schemas) to the document."""
     extra = app.extensions.setdefault(EXTENSION_KEY, {"paths": {}, "schemas": {}})
