@@ -83,6 +83,8 @@ class SMTPMailer:
                 conn.ehlo()
             if self.username:
                 conn.login(self.username, self.password or "")
+        except UnicodeEncodeError as exc:  # smtplib sends AUTH in ASCII only
+            raise ConnectionFailure("SMTP user name and password must be ASCII") from exc
         except smtplib.SMTPAuthenticationError as exc:
             raise ConnectionFailure(f"SMTP login refused: {exc.smtp_code} {_reply(exc.smtp_error)}") from exc
         except smtplib.SMTPResponseException as exc:

@@ -10,21 +10,21 @@ from __future__ import annotations
 import email
 import email.policy
 import secrets
+import socket
 import ssl
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from aiosmtpd.controller import Controller
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from feeds.models import Organization, Release
 from feeds.organizations import create_organization
 from feeds.store import create_release
 from feeds.types import ReleaseDraft
-from subscribers.forms import Preferences
 from subscribers.models import ACTIVE, Subscriber, Subscription
 from subscribers.schedule import first_due
 from subscribers.settings import MailSettings
@@ -83,12 +83,20 @@ class Handler:
         return [r for r in self.received if address in r.recipients]
 
 
+def free_port() -> int:
+    """A port nobody listens on right now (loopback)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class SmtpServer:
     """aiosmtpd on loopback, started and stopped by the test."""
 
     def __init__(self, handler: Handler | None = None, **kwargs: Any) -> None:
         self.handler = handler or Handler()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=0, **kwargs)
+        # aiosmtpd checks readiness by connecting to its own port, so it needs a real one.
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=free_port(), **kwargs)
 
     def __enter__(self) -> "SmtpServer":
         self.controller.start()
@@ -99,7 +107,7 @@ class SmtpServer:
 
     @property
     def port(self) -> int:
-        return int(self.controller.server.sockets[0].getsockname()[1])
+        return int(self.controller.port)
 
     @property
     def url(self) -> str:
@@ -219,8 +227,3 @@ def future(days: int = 30) -> datetime:
     """A moment safely after the real clock, on an hour boundary (times made by the API use the real clock)."""
     return (datetime.now(UTC) + timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
 
-
-Factory = sessionmaker[Session]
-Callback = Callable[..., Any]
-
-__all__ = ["Preferences"]
