@@ -58,62 +58,121 @@ def _paging_links(meta: ChannelMeta) -> list[tuple[str, str]]:
     return [(rel, href) for rel, href in links if href]
 
 
-# -- feedgen extensions: what feedgen's RSS writer leaves out ------------------
+# -- RSS and Atom: feedgen writes the channel, the items are written here --------
+#
+# Measured (50 releases of ~3 KB): feedgen's per-entry path (a FeedEntry object
+# per item, ``ensure_format`` on every setter, three ``setlocale`` calls per
+# RFC 822 date) costs about as much again as the query that loads the items,
+# which puts a cold render well over the budget of 1.3x bare feedgen. So
+# feedgen builds the channel (title, links, dates, generator, namespaces) and
+# a feedgen extension appends the items, made directly as lxml elements, to
+# the same tree; one ``tostring`` serializes the whole document.
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-class _RssChannelLinks(BaseExtension):  # type: ignore[misc]
-    """Adds atom:link paging and hub links to the RSS channel.
+def _rfc822(value: datetime) -> str:
+    """RFC 822 date in UTC with English names whatever the process locale."""
+    v = value.astimezone(timezone.utc)
+    return f"{_DAYS[v.weekday()]}, {v.day:02d} {_MONTHS[v.month - 1]} {v.year:04d} {v:%H:%M:%S} +0000"
 
-    feedgen writes only the first ``rel="self"`` link into RSS.
-    """
+
+def _sub(parent: Any, tag: str, text: str | None = None, **attributes: str) -> Any:
+    element = etree.SubElement(parent, tag, attributes) if attributes else etree.SubElement(parent, tag)
+    if text is not None:
+        element.text = text
+    return element
+
+
+_CONTENT_ENCODED = "{http://purl.org/rss/1.0/modules/content/}encoded"
+_DC_CREATOR = f"{{{DC_NS}}}creator"
+_ATOM_LINK = f"{{{ATOM_NS}}}link"
+
+
+def _rss_item(channel: Any, item: FeedItem) -> None:
+    element = etree.SubElement(channel, "item")
+    _sub(element, "title", item.title)
+    _sub(element, "link", item.url)
+    _sub(element, "description", item.summary or item.title)
+    _sub(element, _CONTENT_ENCODED, item.content_html)
+    # RSS <author> must be an e-mail address, which an organization does not have.
+    _sub(element, _DC_CREATOR, item.author_name)
+    _sub(element, "guid", item.guid, isPermaLink="false")
+    for label, scheme in item.categories:
+        _sub(element, "category", label, domain=scheme)
+    if item.enclosures:
+        # RSS 2.0 has room for one enclosure an item; Atom and JSON Feed carry all.
+        first = item.enclosures[0]
+        _sub(element, "enclosure", url=first.url, length=str(first.length), type=first.type)
+    _sub(element, "pubDate", _rfc822(item.published))
+
+
+# feedgen makes the Atom tree of un-namespaced elements under a literal
+# xmlns attribute; entries are built the same way so they serialize alike.
+_A = ""
+
+
+def _atom_entry(feed: Any, item: FeedItem) -> None:
+    entry = etree.SubElement(feed, _A + "entry")
+    _sub(entry, _A + "id", item.guid)
+    _sub(entry, _A + "title", item.title)
+    _sub(entry, _A + "updated", item.updated.astimezone(timezone.utc).isoformat())
+    _sub(entry, _A + "published", item.published.astimezone(timezone.utc).isoformat())
+    author = _sub(entry, _A + "author")
+    _sub(author, _A + "name", item.author_name)
+    _sub(author, _A + "uri", item.author_url)
+    _sub(entry, _A + "link", href=item.url, rel="alternate", type="text/html")
+    for a in item.enclosures:
+        _sub(entry, _A + "link", href=a.url, rel="enclosure", type=a.type, length=str(a.length))
+    if item.summary:
+        _sub(entry, _A + "summary", item.summary)
+    _sub(entry, _A + "content", item.content_html, type="html")
+    for label, scheme in item.categories:
+        _sub(entry, _A + "category", term=label, scheme=scheme, label=label)
+
+
+class _Items(BaseExtension):  # type: ignore[misc]
+    """The feedgen extension that appends the items (and, in RSS, the paging links)."""
 
     def __init__(self) -> None:
+        self.items: Sequence[FeedItem] = ()
         self.links: list[tuple[str, str]] = []
+        self.namespaces: dict[str, str] = {}
 
     def extend_ns(self) -> dict[str, str]:
-        return {"dc": DC_NS}
+        return self.namespaces
 
     def extend_rss(self, feed: Any) -> Any:
         channel = feed[0]
+        # feedgen writes only the first rel="self" link into RSS.
         for rel, href in self.links:
-            etree.SubElement(channel, f"{{{ATOM_NS}}}link", href=href, rel=rel)
+            _sub(channel, _ATOM_LINK, href=href, rel=rel)
+        for item in self.items:
+            _rss_item(channel, item)
+        return feed
+
+    def extend_atom(self, feed: Any) -> Any:
+        for item in self.items:
+            _atom_entry(feed, item)
         return feed
 
 
-class _RssItemCreator(BaseEntryExtension):  # type: ignore[misc]
-    """``dc:creator`` per item: RSS ``<author>`` must be an e-mail address,
-    which an organization does not have."""
-
-    def __init__(self) -> None:
-        self.creator = ""
-
-    def extend_rss(self, item: Any) -> Any:
-        if self.creator:
-            etree.SubElement(item, f"{{{DC_NS}}}creator").text = self.creator
-        return item
+class _NoEntryExtension(BaseEntryExtension):  # type: ignore[misc]
+    pass
 
 
-class _AtomEntryLinks(BaseEntryExtension):  # type: ignore[misc]
-    """Entry links written by hand: feedgen 1.0 drops ``rel``, ``type`` and
-    ``length`` of entry links (a variable shadowed in ``atom_entry``), which
-    would turn every enclosure into a second alternate link."""
-
-    def __init__(self) -> None:
-        self.links: list[dict[str, str]] = []
-
-    def extend_atom(self, entry: Any) -> Any:
-        for attributes in self.links:
-            etree.SubElement(entry, f"{{{ATOM_NS}}}link", attributes)
-        return entry
-
-
-# -- the three formats ---------------------------------------------------------
+def _generator(items: Sequence[FeedItem], *, rss: bool, links: list[tuple[str, str]]) -> Any:
+    fg = FeedGenerator()
+    fg.register_extension("syndicate", _Items, _NoEntryExtension, atom=not rss, rss=rss)
+    fg.syndicate.items = items
+    fg.syndicate.links = links
+    fg.syndicate.namespaces = {"dc": DC_NS} if rss else {}
+    return fg
 
 
 def _rss(meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
-    fg = FeedGenerator()
-    fg.register_extension("syndicate", _RssChannelLinks, _RssItemCreator, atom=False, rss=True)
-    fg.syndicate.links = _paging_links(meta)
+    fg = _generator(items, rss=True, links=_paging_links(meta))
     fg.title(meta.title)
     fg.description(meta.description)
     fg.language(meta.language)
@@ -122,27 +181,11 @@ def _rss(meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
     # feedgen makes the last link added the RSS <link>: the channel's HTML page.
     fg.link(href=meta.html_url, rel="alternate")
     fg.lastBuildDate(feed_updated(meta, items))
-    for item in items:
-        entry = fg.add_entry(order="append")
-        entry.guid(item.guid, permalink=False)
-        entry.title(item.title)
-        entry.link(href=item.url)
-        entry.description(item.summary or item.title)
-        entry.content(item.content_html)
-        entry.syndicate.creator = item.author_name
-        for label, scheme in item.categories:
-            entry.category(term=label, scheme=scheme)
-        if item.enclosures:
-            # RSS 2.0 has room for one enclosure an item; Atom and JSON carry all.
-            first = item.enclosures[0]
-            entry.enclosure(first.url, str(first.length), first.type)
-        entry.pubDate(item.published)
     return bytes(fg.rss_str(pretty=False, encoding="UTF-8", xml_declaration=True))
 
 
 def _atom(meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
-    fg = FeedGenerator()
-    fg.register_extension("syndicate", BaseExtension, _AtomEntryLinks, atom=True, rss=False)
+    fg = _generator(items, rss=False, links=[])
     fg.id(meta.feed_id)
     fg.title(meta.title)
     fg.subtitle(meta.description)
@@ -154,21 +197,6 @@ def _atom(meta: ChannelMeta, items: Sequence[FeedItem]) -> bytes:
     for rel, href in _paging_links(meta):
         fg.link(href=href, rel=rel)
     fg.updated(feed_updated(meta, items))
-    for item in items:
-        entry = fg.add_entry(order="append")
-        entry.id(item.guid)
-        entry.title(item.title)
-        entry.updated(item.updated)
-        entry.published(item.published)
-        entry.author(name=item.author_name, uri=item.author_url)
-        entry.syndicate.links = [{"href": item.url, "rel": "alternate", "type": "text/html"}] + [
-            {"href": a.url, "rel": "enclosure", "type": a.type, "length": str(a.length)} for a in item.enclosures
-        ]
-        entry.content(item.content_html, type="html")
-        if item.summary:
-            entry.summary(item.summary)
-        for label, scheme in item.categories:
-            entry.category(term=label, scheme=scheme, label=label)
     return bytes(fg.atom_str(pretty=False, encoding="UTF-8", xml_declaration=True))
 
 
@@ -300,7 +328,7 @@ def render_opml(title: str, groups: Sequence[tuple[str, Sequence[tuple[str, str,
     head = etree.SubElement(opml, "head")
     etree.SubElement(head, "title").text = strip_illegal_chars(title)
     if created is not None:
-        etree.SubElement(head, "dateCreated").text = _rfc822(created)
+        etree.SubElement(head, "dateCreated").text = format_datetime(created.astimezone(timezone.utc), usegmt=True)
     body = etree.SubElement(opml, "body")
     for group_title, outlines in groups:
         group = etree.SubElement(body, "outline", text=strip_illegal_chars(group_title))
@@ -310,6 +338,3 @@ def render_opml(title: str, groups: Sequence[tuple[str, Sequence[tuple[str, str,
                              xmlUrl=xml_url, htmlUrl=html_url)
     return bytes(etree.tostring(opml, encoding="UTF-8", xml_declaration=True, pretty_print=True))
 
-
-def _rfc822(value: datetime) -> str:
-    return format_datetime(value.astimezone(timezone.utc), usegmt=True)

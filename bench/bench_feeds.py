@@ -1,0 +1,179 @@
+"""Feeds: the cached fast path against nginx and /ping, 304s, cold render, and scaling to 1M releases.
+
+Figures (printed with their goals):
+
+1. cached feed req/s ÷ nginx serving the same bytes as a static file (goal ≥ 0.5);
+2. cached feed req/s ÷ ``GET /ping`` on the same server (goal ≥ 0.85);
+3. 304 req/s ÷ 200 req/s of the same feed (goal ≥ 1.0);
+4. cold render of a 50-item feed, query + render, ÷ bare feedgen rendering the
+   same 50 items (goal ≤ 1.3), measured in-process;
+5. p50 of a cold per-organization and per-country feed (query + render, the
+   cache bypassed) with 1,000,000 releases ÷ with 10,000 (goal ≤ 1.2), on
+   SQLite and on PostgreSQL (database ``syn_bench``, created if missing).
+
+The server is the production one (Granian, ``syndicate serve --no-scheduler``),
+on loopback; every load is a bounded ``wrk -d5s`` run. Set ``BENCH_SKIP_PG=1``
+to leave PostgreSQL out, ``BENCH_SCALE=N`` to change the large size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime, timezone
+
+from bench.load import (
+    OUT, ensure_pg_database, ensure_tools, fetch, generate, median_ms, nginx, server, sqlite_url, timed,
+    verdict, wrk,
+)
+
+UTC = timezone.utc
+WEB_BODY = "".join(
+    f"<p>Абзац {n}: развитие сотрудничества обсудили во время рабочей встречи губернатора Иркутской области "
+    "и представителей делегации района Бишань города Чунцин, которые посетили регион с деловым визитом. "
+    "«Мы выходим на финальный этап согласования», – отметил губернатор &amp; добавил подробности.</p>"
+    for n in range(8)
+)  # about 3 KB of Cyrillic HTML, like a real release
+
+
+def bare_feedgen(items: Sequence[object]) -> bytes:
+    """What a plain feedgen user writes for the same items (the baseline of figure 4)."""
+    from feedgen.feed import FeedGenerator
+
+    fg = FeedGenerator()
+    fg.title("Syndicate")
+    fg.link(href="http://127.0.0.1:8000/feeds/all.rss", rel="self")
+    fg.link(href="http://127.0.0.1:8000/", rel="alternate")
+    fg.description("Syndicate")
+    for item in items:
+        entry = fg.add_entry(order="append")
+        entry.guid(item.guid, permalink=False)  # type: ignore[attr-defined]
+        entry.title(item.title)  # type: ignore[attr-defined]
+        entry.link(href=item.url)  # type: ignore[attr-defined]
+        entry.description(item.summary)  # type: ignore[attr-defined]
+        entry.content(item.content_html)  # type: ignore[attr-defined]
+        entry.author(name=item.author_name)  # type: ignore[attr-defined]
+        for label, scheme in item.categories:  # type: ignore[attr-defined]
+            entry.category(term=label, scheme=scheme)
+        entry.pubDate(item.published)  # type: ignore[attr-defined]
+    return bytes(fg.rss_str())
+
+
+def cached_feed_figures() -> None:
+    url = generate(sqlite_url("web_10k.db"), 10_000, body=WEB_BODY)
+    static = OUT / "static"
+    static.mkdir(parents=True, exist_ok=True)
+    with server(url, workers=1) as base:
+        status, headers, body = fetch(base + "/feeds/all.rss")
+        assert status == 200, status
+        etag = headers["etag"]
+        (static / "all.rss").write_bytes(body)
+        print(f"  feed: /feeds/all.rss, 50 items, {len(body):,} bytes; 1 Granian worker, 1 nginx worker, "
+              "wrk -t1 -c32 -d5s", flush=True)
+        with nginx(static, workers=1) as nginx_base:
+            status, _, static_body = fetch(nginx_base + "/all.rss")
+            assert status == 200 and static_body == body
+            static_load = wrk(nginx_base + "/all.rss")
+        cached = wrk(base + "/feeds/all.rss")
+        ping = wrk(base + "/ping")
+        not_modified = wrk(base + "/feeds/all.rss", headers={"If-None-Match": etag})
+        gzipped = wrk(base + "/feeds/all.rss", headers={"Accept-Encoding": "gzip"})
+    print(static_load.line("nginx, same bytes as a static file"))
+    print(cached.line("cached feed (200)"))
+    print(gzipped.line("cached feed, gzip (200)"))
+    print(not_modified.line("cached feed, If-None-Match (304)"))
+    print(ping.line("GET /ping"))
+    r1 = cached.requests_per_second / static_load.requests_per_second
+    r2 = cached.requests_per_second / ping.requests_per_second
+    r3 = not_modified.requests_per_second / cached.requests_per_second
+    print(f"  cached feed / nginx static      = {r1:5.2f}   ({verdict(r1, 0.5, at_least=True)})")
+    print(f"  cached feed / /ping             = {r2:5.2f}   ({verdict(r2, 0.85, at_least=True)})")
+    print(f"  304 / 200                       = {r3:5.2f}   ({verdict(r3, 1.0, at_least=True)})", flush=True)
+
+
+def cold_render_figure() -> None:
+    from feeds.channels import load_feed, parse_feed_request
+    from feeds.db import make_session_factory
+    from feeds.render import render_feed
+
+    url = generate(sqlite_url("web_10k.db"), 10_000, body=WEB_BODY)
+    factory = make_session_factory(url)
+    req = parse_feed_request("all", "rss", "", {})
+    now = datetime.now(UTC)
+
+    def cold() -> bytes:
+        with factory() as session:
+            feed = load_feed(session, req, base_url="http://127.0.0.1:8000", language="ru", now=now)
+        return render_feed("rss", feed.meta, feed.items)
+
+    with factory() as session:
+        items = load_feed(session, req, base_url="http://127.0.0.1:8000", language="ru", now=now).items
+    assert len(items) == 50
+    ours, bare = [], []
+    for _ in range(5):  # interleaved rounds, so drift on a shared machine hits both alike
+        ours += timed(cold, repeat=40)
+        bare += timed(lambda: bare_feedgen(items), repeat=40)
+    ratio = median_ms(ours) / median_ms(bare)
+    print(f"  cold 50-item RSS, query + render  {median_ms(ours):7.2f} ms (p50 of {len(ours)})")
+    print(f"  bare feedgen, same 50 items       {median_ms(bare):7.2f} ms")
+    print(f"  cold render / bare feedgen      = {ratio:5.2f}   ({verdict(ratio, 1.3, at_least=False)})", flush=True)
+    factory.kw["bind"].dispose()
+
+
+def _feed_p50(url: str, kind: str, key: str) -> float:
+    from feeds.channels import load_feed, parse_feed_request
+    from feeds.db import make_session_factory
+    from feeds.render import render_feed
+
+    factory = make_session_factory(url)
+    req = parse_feed_request(kind, "rss", key, {})
+    now = datetime.now(UTC)
+
+    def cold() -> bytes:
+        with factory() as session:
+            feed = load_feed(session, req, base_url="http://127.0.0.1:8000", language="ru", now=now)
+        assert len(feed.items) == 50
+        return render_feed("rss", feed.meta, feed.items)
+
+    try:
+        return median_ms(timed(cold, repeat=150, warmup=10))
+    finally:
+        factory.kw["bind"].dispose()
+
+
+def scaling_figures() -> None:
+    large = int(os.environ.get("BENCH_SCALE") or 1_000_000)
+    backends: list[tuple[str, str, str]] = [
+        ("SQLite", sqlite_url("scale_10k.db"), sqlite_url(f"scale_{large}.db")),
+    ]
+    if os.environ.get("BENCH_SKIP_PG") != "1":
+        try:
+            pg = ensure_pg_database()
+            backends.append(("PostgreSQL", pg, pg))
+        except Exception as exc:  # no PostgreSQL here: say so, keep the other figures
+            print(f"  PostgreSQL skipped: {exc.__class__.__name__}: {str(exc).splitlines()[0]}")
+    for name, small_url, large_url in backends:
+        figures: dict[tuple[str, int], float] = {}
+        for size, url in ((10_000, small_url), (large, large_url)):
+            generate(url, size)
+            figures[("organization", size)] = _feed_p50(url, "organization", "org-1")
+            figures[("country", size)] = _feed_p50(url, "country", "ru")
+        for kind in ("organization", "country"):
+            small, big = figures[(kind, 10_000)], figures[(kind, large)]
+            ratio = big / small
+            print(f"  {name:<10} {kind:<12} feed p50: {small:6.2f} ms at 10k, {big:6.2f} ms at {large:,}"
+                  f"  -> {ratio:4.2f}   ({verdict(ratio, 1.2, at_least=False)})", flush=True)
+
+
+def main() -> None:
+    ensure_tools("wrk", "nginx")
+    print("cached feeds on the production server:", flush=True)
+    cached_feed_figures()
+    print("cold render:", flush=True)
+    cold_render_figure()
+    print("scaling (cold feed: query + render, cache bypassed):", flush=True)
+    scaling_figures()
+
+
+if __name__ == "__main__":
+    main()
