@@ -308,6 +308,12 @@ def fetch(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[st
         return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
 
+def final_url(url: str) -> str:
+    """Where ``url`` ends up after redirects (so a load hits the page, not the redirect)."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return str(response.url)
+
+
 # -- wrk ---------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar, Unpack
 from urllib.parse import quote, urlencode
 
 from sqlalchemy import ColumnElement, Select, Text, bindparam, select, type_coerce
@@ -241,7 +241,10 @@ def feed_item_from_row(row: Sequence[Any], *, base_url: str, language: str) -> F
     )
 
 
-def _page(stmt: Select[Any]) -> Select[Any]:
+_S = TypeVar("_S", bound="Select[Unpack[tuple[Any, ...]]]")
+
+
+def _page(stmt: _S) -> _S:
     return (
         stmt.join(Organization, Organization.id == Release.organization_id)
         .order_by(Release.published_at.desc(), Release.id.desc())
@@ -264,7 +267,7 @@ def feed_rows(session: Session, conditions: list[ColumnElement[bool]], *, limit:
 
 
 @lru_cache(maxsize=None)
-def _channel_statement(column: str) -> Select[Any]:
+def _channel_statement(column: str) -> "Select[Unpack[tuple[Any, ...]]]":
     """The page query of ``all`` (column ``""``), one organization or one country, built once."""
     stmt = select(*_COLUMNS).where(Release.withdrawn_at.is_(None), Release.published_at <= bindparam("now"))
     if column == "organization":

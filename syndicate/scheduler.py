@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from config import Config
 from feeds.db import make_session_factory, utcnow
 from feeds.models import Heartbeat
+from syndicate.websub import install_websub
 
 log = logging.getLogger("syndicate.scheduler")
 
@@ -94,6 +95,7 @@ def main(config: Config, *, tick_seconds: float | None = None) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     factory = make_session_factory(config.database_url)
+    install_websub(factory, config.websub_hub, config.base_url)  # ingested releases ping the hub too
     node = node_id()
     tick = Tick(config, factory, node)
     scheduler = BlockingScheduler(timezone="UTC")

@@ -514,3 +514,22 @@ def test_feed_urls_of_a_change() -> None:
 def test_ping_is_trivial(client: Any) -> None:
     response = client.get("/ping")
     assert response.status_code == 200 and response.data == b"ok"
+
+
+def test_the_scheduler_side_pings_the_hub_after_its_commits(session_factory: sessionmaker[Session], hub: Hub) -> None:
+    """Processes without a feed cache (the scheduler, ingesting partner feeds) ping the hub too."""
+    from syndicate.websub import install_websub
+
+    notifier = install_websub(session_factory, hub.url, BASE)
+    assert notifier is not None and install_websub(session_factory, None, BASE) is None
+    hub.expected = 9
+    try:
+        with session_factory() as s:
+            org = create_organization(s, "Партнёр", slug="partner", country_code="KZ")
+            create_release(s, org, draft("Из ленты партнёра", country="KZ"))
+            s.commit()
+        assert hub.done.wait(timeout=10)
+    finally:
+        notifier.close()
+    assert {p["hub.url"][0] for p in hub.pings} >= {f"{BASE}/feeds/organizations/partner.rss",
+                                                    f"{BASE}/feeds/countries/kz.json"}
