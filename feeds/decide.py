@@ -24,7 +24,7 @@ from typing import Iterable, Mapping
 from feeds.errors import FetchError, SourceError
 from feeds.models import BODY_MAX, LEAD_MAX, TITLE_MAX, URL_MAX
 from feeds.sanitize import html_to_text, plain_text, sanitize_html
-from feeds.store import clean_draft, draft_hash
+from feeds.store import draft_hash
 from feeds.types import FetchResult, ParsedEntry, ParsedFeed, ReleaseDraft, SourceForUpdate
 
 MAX_BACKOFF = timedelta(hours=24)
@@ -248,18 +248,20 @@ def entry_draft(
     No usable date (none, or in the future): the time it was first seen.
     ``None`` for an entry with nothing to show.
     """
-    body = sanitize_html((entry.content_html or entry.summary_html)[:BODY_MAX])
-    body_text = html_to_text(body)
+    body = sanitize_html((entry.content_html or entry.summary_html)[:BODY_MAX], base_url=entry.base_url)
     title = plain_text(entry.title)
-    if not title:
-        title = _excerpt(body_text, 120) or (entry.link or "")
-    if not title:
-        return None
+    body_text: str | None = None
     if entry.content_html and entry.summary_html.strip():
         lead = _excerpt(html_to_text(entry.summary_html).replace("\n", " "), LEAD_MAX)
     else:
-        first = body_text.split("\n", 1)[0] if body_text else ""
-        lead = _excerpt(first, LEAD_EXCERPT)
+        body_text = html_to_text(body)
+        lead = _excerpt(body_text.split("\n", 1)[0], LEAD_EXCERPT)
+    if not title:
+        if body_text is None:
+            body_text = html_to_text(body)
+        title = _excerpt(body_text, 120) or (entry.link or "")
+    if not title:
+        return None
     if entry.published and entry.published <= now:
         published = entry.published
     elif known_published is not None:
@@ -311,7 +313,9 @@ def plan_entries(
         if draft is None:
             skipped += 1
             continue
-        digest = draft_hash(clean_draft(draft))
+        # entry_draft cleans with the store's own functions, so this is the hash the store keeps
+        # (if cleaning twice ever changed something, update_release would find nothing to do).
+        digest = draft_hash(draft)
         if old is None:
             creates.append(EntryIntent(key, draft, digest))
         elif old.content_hash != digest:

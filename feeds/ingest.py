@@ -41,7 +41,7 @@ from feeds.errors import SourceError, SourceNotFound
 from feeds.models import Organization, Release, Source
 from feeds.parse import parse_feed
 from feeds.sources import LEASE, apply_source_update, claim_sources, known_entries, lock_claimed
-from feeds.store import create_release, update_release
+from feeds.store import create_release, create_releases, update_release
 from feeds.types import FetchResult, ParsedFeed, RefreshResult, SourceForUpdate
 
 log = logging.getLogger(__name__)
@@ -113,21 +113,21 @@ def _create_or_update(session: Session, org: Organization, source_id: int, inten
         return 0, int(update_release(session, existing, intent.draft, now=now))
 
 
-def store_entries(session: Session, source: Source, plan: EntryPlan, now: datetime) -> tuple[int, int]:
-    """Apply a plan: new releases and corrections. Returns (created, updated).
+def store_entries(session: Session, source: Source, plan: EntryPlan, now: datetime) -> tuple[int, int, int]:
+    """Apply a plan: new releases and corrections. Returns (created, updated, unchanged):
+    a planned correction the store finds identical to what it holds counts as unchanged.
 
     The unique (source, entry key) constraint is the last word: new entries
     go in under one savepoint, and if a racing worker stored one of them
     first, they are retried one by one and the raced ones become updates.
     """
     org = source.organization
-    created = updated = 0
+    created = updated = unchanged = 0
     if plan.creates:
         try:
             with session.begin_nested():
-                for intent in plan.creates:
-                    create_release(session, org, intent.draft, now=now, source_id=source.id,
-                                   source_entry_key=intent.key)
+                create_releases(session, org, [(i.draft, i.key) for i in plan.creates], now=now,
+                                source_id=source.id)
             created = len(plan.creates)
         except IntegrityError:
             for intent in plan.creates:
@@ -141,7 +141,9 @@ def store_entries(session: Session, source: Source, plan: EntryPlan, now: dateti
             release = releases.get(intent.release_id or 0)
             if release is not None and update_release(session, release, intent.draft, now=now):
                 updated += 1
-    return created, updated
+            else:
+                unchanged += 1
+    return created, updated, unchanged
 
 
 def _result(source: SourceForUpdate, change: SourceUpdate, *, created: int = 0, updated: int = 0,
@@ -188,8 +190,8 @@ def store_outcome(factory: sessionmaker[Session], outcome: Outcome, worker: str,
                         language=feed_language(parsed),
                         now=now,
                     )
-                    created, updated = store_entries(session, row, plan, now)
-                    unchanged = plan.unchanged
+                    created, updated, unchanged = store_entries(session, row, plan, now)
+                    unchanged += plan.unchanged
             apply_source_update(row, change, created=created)
             session.commit()
             return _result(source, change, created=created, updated=updated, unchanged=unchanged, warning=warning)
@@ -245,15 +247,25 @@ def refresh_due_sources(
     clock = _clock(now)
     size = batch_size or max(1, max_workers) * 8
     results: list[RefreshResult] = []
+    everything: list[int] | None = None
+    if not due_only:  # fixed at the start, so the batches end
+        with session_factory() as session:
+            everything = list(session.scalars(select(Source.id).where(Source.disabled.is_(False))
+                                              .order_by(Source.id)))
     while True:
         with session_factory() as session:
-            claimed = claim_sources(session, worker, clock(), limit=size, due_only=due_only, lease=lease)
+            if everything is None:
+                claimed = claim_sources(session, worker, clock(), limit=size, lease=lease)
+            elif everything:
+                batch, everything = everything[:size], everything[size:]
+                claimed = claim_sources(session, worker, clock(), limit=size, lease=lease, source_ids=batch)
+            else:
+                claimed = []
             session.commit()
-        if not claimed:
+        if not claimed and not everything:
             return results
-        results.extend(_refresh_claimed(session_factory, fetcher, claimed, worker, clock, max_workers))
-        if not due_only:
-            return results
+        if claimed:
+            results.extend(_refresh_claimed(session_factory, fetcher, claimed, worker, clock, max_workers))
 
 
 def _refresh_claimed(

@@ -13,7 +13,8 @@ Pure: no network, no database. Before feedparser sees the document we
 feedparser's own sanitizer is switched off: it lets ``<svg/onload>`` and
 ``jav&#x09;ascript:`` through, and every HTML field is cleaned by the one
 nh3 allow-list (``feeds.sanitize``) later anyway. Relative links are
-resolved against the final URL, passed as ``Content-Location``.
+resolved against the final URL, passed as ``Content-Location`` (links, ids), or
+against each entry's base (``xml:base`` or that URL) by the sanitizer (HTML).
 """
 
 from __future__ import annotations
@@ -184,7 +185,10 @@ def _datetime(value: Any) -> datetime | None:
 def _http_url(value: Any, base: str) -> str | None:
     if not isinstance(value, str) or not value.strip():
         return None
-    url = urljoin(base, value.strip())
+    text: str = value.strip()
+    if text.startswith(("https://", "http://")):
+        return text
+    url = urljoin(base, text)
     return url if urlsplit(url).scheme in ("http", "https") else None
 
 
@@ -222,6 +226,8 @@ def _enclosures(entry: Any, base: str) -> tuple[Attachment, ...]:
 def _entry(entry: Any, base: str) -> ParsedEntry:
     summary = str(entry.get("summary") or "")
     entry_id = str(entry.get("id") or "").strip() or None
+    parts = entry.get("content") or [entry.get("summary_detail") or {}]
+    content_base = parts[0].get("base") if isinstance(parts[0], Mapping) else None
     return ParsedEntry(
         id=entry_id,
         link=_http_url(entry.get("link"), base),
@@ -233,6 +239,7 @@ def _entry(entry: Any, base: str) -> ParsedEntry:
         updated=_datetime(dict.get(entry, "updated_parsed")),
         language=None,
         enclosures=_enclosures(entry, base),
+        base_url=_http_url(content_base, base) or base or None,
     )
 
 
@@ -281,8 +288,10 @@ def parse_feed(
     result = feedparser.parse(
         text.encode("utf-8"),
         response_headers=parser_headers,
+        # Relative URLs inside HTML are resolved by the sanitizer (base_url), in the same
+        # pass that cleans it; feedparser's own pass re-parses every fragment and is slow.
         sanitize_html=False,
-        resolve_relative_uris=True,
+        resolve_relative_uris=False,
     )
     entries = result.get("entries") or []
     problem = result.get("bozo_exception") if result.get("bozo") else None

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import html
 import re
+from typing import Callable
+from urllib.parse import urljoin, urlsplit
 
 import nh3
 
@@ -32,6 +34,7 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "q": {"cite"},
 }
 URL_SCHEMES = frozenset({"http", "https", "mailto"})
+_URL_ATTRIBUTES = frozenset({"href", "src", "cite"})
 
 # Characters XML 1.0 forbids (C0 controls except tab, LF, CR; surrogates; U+FFFE/FFFF).
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -43,8 +46,25 @@ def strip_illegal_chars(text: str) -> str:
     return _XML_ILLEGAL.sub("", text)
 
 
+def _resolver(base_url: str) -> Callable[[str, str, str], str | None]:
+    def resolve(element: str, attribute: str, value: str) -> str | None:
+        if attribute not in _URL_ATTRIBUTES or value.startswith(("https://", "http://")):
+            return value
+        try:
+            url = urljoin(base_url, value.strip())
+        except ValueError:
+            return None
+        # nh3 checks schemes before this filter runs, so the joined URL is checked here.
+        return url if urlsplit(url).scheme.lower() in URL_SCHEMES else None
+
+    return resolve
+
+
 def sanitize_html(fragment: str, *, base_url: str | None = None) -> str:
-    """Return ``fragment`` reduced to the allow-list: no script, no styles, safe URLs only."""
+    """Return ``fragment`` reduced to the allow-list: no script, no styles, safe URLs only.
+
+    With ``base_url``, relative links and image sources are made absolute against it.
+    """
     cleaned = nh3.clean(
         strip_illegal_chars(fragment),
         tags=set(ALLOWED_TAGS),
@@ -52,6 +72,7 @@ def sanitize_html(fragment: str, *, base_url: str | None = None) -> str:
         url_schemes=set(URL_SCHEMES),
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
+        attribute_filter=_resolver(base_url) if base_url else None,
     )
     return cleaned.strip()
 

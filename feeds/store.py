@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -178,6 +179,21 @@ def create_release(
 ) -> Release:
     """Store a new release of ``organization``. The draft is cleaned here."""
     now = now or utcnow()
+    release = _new_release(organization, draft, now, source_id, source_entry_key, import_key)
+    session.add(release)
+    session.flush()
+    bump_content_version(session, now, release=release)
+    return release
+
+
+def _new_release(
+    organization: Organization,
+    draft: ReleaseDraft,
+    now: datetime,
+    source_id: int | None,
+    source_entry_key: str | None,
+    import_key: str | None,
+) -> Release:
     draft = clean_draft(draft)
     published_at = draft.published_at or now
     release = Release(
@@ -195,10 +211,31 @@ def create_release(
     )
     _apply(release, draft)
     release.organization = organization
-    session.add(release)
-    session.flush()
-    bump_content_version(session, now, release=release)
     return release
+
+
+def create_releases(
+    session: Session,
+    organization: Organization,
+    drafts: Sequence[tuple[ReleaseDraft, str | None]],
+    *,
+    now: datetime | None = None,
+    source_id: int | None = None,
+) -> list[Release]:
+    """``create_release`` for many drafts (with their source entry keys) at once.
+
+    One batched INSERT and one version bump instead of one of each per
+    release: what partner-feed ingestion stores, a feed at a time.
+    """
+    now = now or utcnow()
+    releases = [_new_release(organization, draft, now, source_id, key, None) for draft, key in drafts]
+    if releases:
+        session.add_all(releases)
+        session.flush()
+        bump_content_version(session, now)
+        for release in releases:
+            note_release(session, release)
+    return releases
 
 
 def update_release(session: Session, release: Release, draft: ReleaseDraft, *, now: datetime | None = None) -> bool:

@@ -179,6 +179,8 @@ class ParsedEntry:
     updated: datetime | None
     language: str | None = None
     enclosures: tuple[Attachment, ...] = ()
+    # What relative URLs in the HTML fields are relative to (xml:base, else the feed's URL).
+    base_url: str | None = None
 
 
 @dataclass(frozen=True)

@@ -411,9 +411,9 @@ def test_a_raced_entry_is_stored_once(session_factory: sessionmaker[Session], or
                                  country_code="RU", language="ru", now=T0)
             store_entries(theirs, their_source, other, T0)
             theirs.commit()
-        created, updated = store_entries(mine, source, plan, T0 + timedelta(minutes=1))
+        created, updated, unchanged = store_entries(mine, source, plan, T0 + timedelta(minutes=1))
         mine.commit()
-    assert (created, updated) == (1, 1)
+    assert (created, updated, unchanged) == (1, 1, 0)
     stored = releases(session_factory)
     assert sorted(r.source_entry_key or "" for r in stored) == ["id:a", "id:b"]
     assert [r.title for r in stored if r.source_entry_key == "id:a"] == ["Одна"]
