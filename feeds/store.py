@@ -26,12 +26,12 @@ from feeds.types import Page, ReleaseDraft, ReleaseFilter, ReleaseList
 # -- reading -----------------------------------------------------------------
 
 
-def visible_releases(now: datetime) -> Select[tuple[Release]]:
+def visible_releases(now: datetime) -> Select[Release]:
     """Releases a reader may see at ``now``: not withdrawn, embargo passed."""
     return select(Release).where(Release.withdrawn_at.is_(None), Release.published_at <= now)
 
 
-def filter_releases(stmt: Select[tuple[Release]], flt: ReleaseFilter) -> Select[tuple[Release]]:
+def filter_releases(stmt: Select[Release], flt: ReleaseFilter) -> Select[Release]:
     if flt.organizations:
         org_ids = select(Organization.id).where(Organization.slug.in_(flt.organizations))
         stmt = stmt.where(Release.organization_id.in_(org_ids.scalar_subquery()))
@@ -44,7 +44,7 @@ def filter_releases(stmt: Select[tuple[Release]], flt: ReleaseFilter) -> Select[
     return stmt
 
 
-def newest_first(stmt: Select[tuple[Release]]) -> Select[tuple[Release]]:
+def newest_first(stmt: Select[Release]) -> Select[Release]:
     return stmt.order_by(Release.published_at.desc(), Release.id.desc())
 
 
