@@ -108,6 +108,14 @@ def test_release_page_shows_what_the_seed_page_shows(client: Any, seeded: Releas
     assert '<html lang="ru">' in html
 
 
+def test_contact_emails_are_links(client: Any, session: Session, airr: Organization) -> None:
+    release = add_release(session, airr, contact="Мария Ковалёва & пресс-служба, press@airr.example.com")
+    session.commit()
+    html = client.get(f"/releases/{release.id}-{release.slug}").get_data(as_text=True)
+    assert ('Мария Ковалёва &amp; пресс-служба, <a href="mailto:press@airr.example.com">press@airr.example.com</a>'
+            in html)
+
+
 def test_added_time_is_shown_in_the_configured_zone(session: Session, seeded: Release, config: Config) -> None:
     from syndicate import create_app
 

@@ -7,11 +7,13 @@ country names, the language switch) are registered here too.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask_babel import format_datetime
+from markupsafe import Markup, escape
 
 from config import LANGUAGES
 from feeds.countries import find_country
@@ -32,6 +34,7 @@ PAGE_SIZE = 20
 LANG_COOKIE_AGE = 365 * 24 * 3600
 # How the time a release was added is shown ("08:27, 05.09.2023" on the seed page).
 ADDED_FORMAT = {"ru": "HH:mm, dd.MM.yyyy", "en": "HH:mm, d MMM yyyy"}
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 # -- pages ---------------------------------------------------------------------------
@@ -202,3 +205,15 @@ def excerpt(item: Release, length: int = 300) -> str:
     if len(text) <= length:
         return text
     return text[:length].rsplit(" ", 1)[0].rstrip(",.;:–-") + "…"
+
+
+@bp.app_template_filter("contact_html")
+def contact_html(value: str) -> Markup:
+    """A contact line, escaped, with e-mail addresses as ``mailto:`` links."""
+    parts, last = [], 0
+    for match in _EMAIL.finditer(value):
+        parts.append(escape(value[last : match.start()]))
+        parts.append(Markup('<a href="mailto:{0}">{0}</a>').format(match.group()))
+        last = match.end()
+    parts.append(escape(value[last:]))
+    return Markup("").join(parts)
