@@ -12,6 +12,7 @@ import re
 from datetime import datetime
 from typing import Any, Mapping
 
+from feeds.channels import LANGUAGES
 from feeds.countries import find_country
 from feeds.errors import InvalidInput
 from feeds.models import BODY_MAX, CONTACT_MAX, LEAD_MAX, TITLE_MAX, URL_MAX
@@ -104,8 +105,9 @@ def _language(value: object, title: str) -> str:
         # Unstated: Cyrillic in the title means Russian, anything else English.
         return "ru" if _CYRILLIC.search(title) else "en"
     match = _LANGUAGE.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise InvalidInput("language must be a language code such as ru or en", field="language")
+    # Only languages the feeds can filter by and search can stem (``ru-RU`` is ``ru``).
+    if match is None or match.group(1).lower() not in LANGUAGES:
+        raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}", field="language")
     return match.group(1).lower()
 
 
@@ -115,7 +117,8 @@ def release_draft(data: object, *, extra_fields: frozenset[str] = frozenset()) -
     Required: ``title``, ``body``, ``country`` (alpha-2 code or a Russian or
     English name). Optional: ``lead``, ``language`` (guessed from the title
     when absent), ``contact``, ``published_at`` (future = embargo),
-    ``attachments``, ``canonical_url``. A body without any HTML tag is plain
+    ``attachments``, ``canonical_url``. Languages are those the feeds filter
+    by (``ru``, ``en``). A body without any HTML tag is plain
     text, blank lines separating paragraphs. Fields in ``extra_fields`` are
     the caller's business and pass through unchecked; other unknown fields
     are refused so a typo (``titel``) is not silently dropped.

@@ -213,6 +213,7 @@ def test_a_valid_payload_becomes_a_draft() -> None:
     assert result.contact == "PR-служба"
     assert release_draft(payload(title="Electric buses", country="Россия")).language == "en"
     assert release_draft(payload(country="Kazakhstan")).country_code == "KZ"
+    assert release_draft(payload(language="en-GB")).language == "en"
 
 
 def test_a_plain_text_body_becomes_paragraphs() -> None:
@@ -239,6 +240,7 @@ def test_a_plain_text_body_becomes_paragraphs() -> None:
         ({"published_at": "вчера"}, "published_at"),
         ({"published_at": 1693891620}, "published_at"),
         ({"language": "русский"}, "language"),
+        ({"language": "de"}, "language"),
         ({"attachments": "file.pdf"}, "attachments"),
         ({"attachments": [{"url": "ftp://example.com/a.pdf", "type": "application/pdf"}]}, "attachments[0].url"),
         ({"attachments": [{"url": "https://example.com/a.pdf", "type": "pdf"}]}, "attachments[0].type"),

@@ -80,8 +80,8 @@ SCHEMAS: dict[str, Any] = {
                 "description": "ISO 3166-1 alpha-2 code (any case) or the country's Russian or English name.",
             },
             "language": {
-                "type": "string",
-                "description": "Language code (ru, en, …); guessed from the title when absent.",
+                "enum": ["ru", "en"],
+                "description": "Guessed from the title when absent (Cyrillic: ru).",
             },
             "contact": {"type": ["string", "null"], "maxLength": CONTACT_MAX},
             "published_at": {
