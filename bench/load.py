@@ -152,13 +152,14 @@ def generate(url: str, releases: int, *, organizations: int = 200, body: str = B
                 INSERT INTO releases (guid, organization_id, country_code, language, title, slug, lead, body,
                     attachments, published_at, created_at, updated_at, view_count, search_text)
                 SELECT 'urn:uuid:' || md5(n::text)::uuid, 1 + (n % :orgs),
-                    (ARRAY[:countries])[1 + (n % :ncountries)], 'ru',
+                    (CAST(:countries AS text[]))[1 + (n % :ncountries)], 'ru',
                     'Пресс-релиз №' || n || ' о производстве электробусов', 'press-reliz-' || n,
                     'Развитие сотрудничества обсудили во время рабочей встречи.', :body, '[]',
                     :epoch + n * interval '1 minute', :epoch + n * interval '1 minute',
                     :epoch + n * interval '1 minute', 0, :search_text
                 FROM generate_series(1, :n) AS n
-            """).bindparams(countries=COUNTRIES), {
+            """), {
+                "countries": COUNTRIES,
                 "orgs": organizations, "ncountries": len(COUNTRIES), "body": body, "epoch": EPOCH,
                 "n": releases, "search_text": search_text,
             })
