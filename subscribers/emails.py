@@ -8,8 +8,13 @@ policy). Instead:
   are then compiled by Jinja (``{{ … }}`` survives the HTML parser);
 * each release's text and HTML fragment is rendered once per language and
   time zone and reused for every subscriber who gets it;
+* each fragment is also kept base64-encoded: padded with spaces to a
+  multiple of 57 bytes it encodes to whole 76-character lines, so a body is
+  the frame's few encoded lines plus the cached lines of its releases,
+  joined, with no per-message encoding of the bulk;
 * the message is assembled from a few headers and two base64 parts. Only
-  the subject goes through ``email.header`` (RFC 2047 for Cyrillic).
+  the subject goes through ``email.header`` (RFC 2047 for Cyrillic), once
+  per distinct subject.
 
 The same delivery always renders to the same bytes (tokens and ``Date`` come
 from the delivery row), so a mail re-sent after a crash is the same mail.
@@ -21,6 +26,7 @@ import base64
 import hashlib
 import textwrap
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
@@ -92,10 +98,28 @@ class MailTemplates:
         self.confirm_text = plain("confirm.txt")
 
 
+_LINE_BYTES = 57  # base64 turns 57 bytes into one 76-character line
+_ITEMS = "\x00items\x00"  # where the releases go in a rendered frame
+
+
 def _b64(text: str) -> bytes:
     return base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
 
 
+def _b64_block(text: str) -> bytes:
+    """``text`` padded with spaces (before its final newline) to whole base64 lines, encoded.
+
+    Blocks like this can be concatenated and still form one valid base64 body.
+    """
+    data = text.encode("utf-8")
+    short = -len(data) % _LINE_BYTES
+    if short:
+        pad = b" " * short
+        data = data[:-1] + pad + b"\n" if data.endswith(b"\n") else data + pad
+    return base64.encodebytes(data).replace(b"\n", b"\r\n")
+
+
+@lru_cache(maxsize=4096)
 def encode_header(value: str) -> str:
     """A header value safe on the wire: ASCII as is, anything else as RFC 2047 words."""
     if value.isascii():
@@ -103,8 +127,8 @@ def encode_header(value: str) -> str:
     return Header(value, "utf-8").encode(linesep="\r\n")
 
 
-def assemble(headers: Sequence[tuple[str, str]], text: str, html: str, message_id: str) -> bytes:
-    """``multipart/alternative`` bytes (CRLF line ends) with a plain-text and an HTML part."""
+def assemble(headers: Sequence[tuple[str, str]], text: bytes, html: bytes, message_id: str) -> bytes:
+    """``multipart/alternative`` bytes (CRLF line ends) from two base64-encoded bodies."""
     # "=_" cannot occur in base64, so the boundary never collides with a body.
     boundary = "=_" + hashlib.sha1(message_id.encode()).hexdigest()[:24]
     head = "".join(f"{name}: {value}\r\n" for name, value in headers)
@@ -115,10 +139,10 @@ def assemble(headers: Sequence[tuple[str, str]], text: str, html: str, message_i
             f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'.encode(),
             f"--{boundary}\r\n".encode(),
             b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n',
-            _b64(text),
+            text,
             f"--{boundary}\r\n".encode(),
             b'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n',
-            _b64(html),
+            html,
             f"--{boundary}--\r\n".encode(),
         )
     )
@@ -160,7 +184,7 @@ class MailRenderer:
         name, address = parseaddr(settings.mail_from)
         self.from_header = formataddr((name, address), charset="utf-8")
         self.list_id = f"Syndicate digests <digests.{settings.domain}>"
-        self._fragments: dict[tuple[int, str, str], tuple[str, str]] = {}
+        self._fragments: dict[tuple[int, str, str], tuple[bytes, bytes]] = {}
         self._zones: dict[str, ZoneInfo] = {}
 
     # -- links -----------------------------------------------------------------
@@ -187,8 +211,8 @@ class MailRenderer:
             zone = self._zones[name] = ZoneInfo(name)
         return zone
 
-    def fragment(self, item: ReleaseItem, language: str, timezone: str) -> tuple[str, str]:
-        """(text, HTML) of one release for one language and zone, rendered once."""
+    def fragment(self, item: ReleaseItem, language: str, timezone: str) -> tuple[bytes, bytes]:
+        """(text, HTML) of one release for one language and zone as base64 blocks, rendered once."""
         key = (item.id, language, timezone)
         cached = self._fragments.get(key)
         if cached is not None:
@@ -207,8 +231,9 @@ class MailRenderer:
         html = self.templates.item_html.render(values, lead=lead)
         if len(self._fragments) >= _FRAGMENT_CACHE_MAX:
             self._fragments.clear()
-        self._fragments[key] = (text, html)
-        return text, html
+        blocks = (_b64_block(text), _b64_block(html))
+        self._fragments[key] = blocks
+        return blocks
 
     def digest(
         self,
@@ -236,8 +261,10 @@ class MailRenderer:
             "preferences_url": preferences_url,
             "unsubscribe_url": unsubscribe_url,
         }
-        text = self.templates.digest_text.render(values, items="".join(p[0] for p in parts))
-        html = self.templates.digest_html.render(values, items=Markup("".join(p[1] for p in parts)))
+        text_head, text_tail = self.templates.digest_text.render(values, items=_ITEMS).split(_ITEMS)
+        html_head, html_tail = self.templates.digest_html.render(values, items=Markup(_ITEMS)).split(_ITEMS)
+        text = b"".join((_b64_block(text_head), *(p[0] for p in parts), _b64(text_tail)))
+        html = b"".join((_b64_block(html_head), *(p[1] for p in parts), _b64(html_tail)))
         headers = [
             ("From", self.from_header),
             ("To", recipient.email),
@@ -268,9 +295,9 @@ class MailRenderer:
         confirm_url = self.confirm_url(recipient.token_key, created_at)
         choices = describe_choices(prefs, organization_names)
         values: dict[str, Any] = {"t": t, "lang": recipient.language, "subject": subject, "confirm_url": confirm_url}
-        text = self.templates.confirm_text.render(values, choices="\n".join(f"- {c}" for c in choices))
-        html = self.templates.confirm_html.render(
-            values, choices=Markup("<br>").join(escape(c) for c in choices)
+        text = _b64(self.templates.confirm_text.render(values, choices="\n".join(f"- {c}" for c in choices)))
+        html = _b64(
+            self.templates.confirm_html.render(values, choices=Markup("<br>").join(escape(c) for c in choices))
         )
         headers = [
             ("From", self.from_header),

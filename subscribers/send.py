@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any, Callable, Protocol
@@ -274,66 +275,99 @@ class DigestRunner:
         )
 
     def _send_batch(self, ids: list[int], clock: Callable[[], datetime], report: PassReport) -> bool:
-        """Send one claimed batch; False when the server is unreachable (stop the pass)."""
+        """Send one claimed batch; False when the server is unreachable (stop the pass).
+
+        The next message is rendered while the previous one is on the wire (a
+        second thread only talks SMTP; the session stays in this one). A mark
+        is written before the next message is handed over, so at most one
+        message is ever accepted but unmarked.
+        """
         sender = self.settings.envelope_from
-        with self.factory() as session:
+        with self.factory() as session, ThreadPoolExecutor(1, thread_name_prefix="smtp") as wire:
             jobs = self._load(session, ids)
             session.rollback()
-            postgres = session.get_bind().dialect.name == "postgresql"
+            in_flight: tuple[int, _Job, Future[None]] | None = None
             for position, job in enumerate(jobs):
-                try:
-                    message = self._render(job)
-                except Exception as exc:  # a rendering bug fails this row, not the batch
-                    log.exception("cannot render delivery %s", job.id)
-                    outbox.mark_temporary(session, job.id, self.node, job.attempts, clock(), f"render: {exc!r}")
-                    session.commit()
-                    report.retried += 1
-                    continue
-                if isinstance(message, str):
-                    outbox.mark_cancelled(session, job.id, self.node, message)
-                    session.commit()
-                    report.cancelled += 1
+                message = self._prepare(session, job, clock, report)
+                if in_flight is not None:
+                    if not self._finish(session, *in_flight, jobs, clock, report):
+                        return False
+                    in_flight = None
+                if message is None:
                     continue
                 self.pacer.wait()
-                try:
-                    self.mailer.send(sender, job.recipient.email, message)
-                except ConnectionFailure as exc:
-                    log.warning("mail server unreachable: %s", exc)
-                    report.error = str(exc)
-                    outbox.mark_temporary(session, job.id, self.node, job.attempts, clock(), str(exc))
-                    self._unlease([j.id for j in jobs[position + 1 :]], session, clock())
-                    session.commit()
-                    report.retried += 1
-                    return False
-                except TemporaryFailure as exc:
-                    status = outbox.mark_temporary(session, job.id, self.node, job.attempts, clock(), str(exc))
-                    session.commit()
-                    report.retried += status == PENDING
-                    report.failed += status != PENDING
-                    continue
-                except PermanentFailure as exc:
-                    outbox.mark_permanent(session, job.id, self.node, job.attempts, str(exc))
-                    report.suspended += self._hard_failure(session, job, clock())
-                    session.commit()
-                    report.failed += 1
-                    continue
-                self._accepted += 1
-                if self.hooks:
-                    self.hooks.after_accept(self._accepted)
-                if postgres:
-                    # A killed process must not lose the mark; only a database
-                    # crash could, and that costs one duplicate, not a lost mail.
-                    session.execute(text("SET LOCAL synchronous_commit = off"))
-                if not outbox.mark_sent(session, job.id, self.node, clock()):
-                    log.warning("delivery %s: lease lost before the mark; it may be sent twice", job.id)
-                if job.hard_failures:
-                    session.execute(
-                        update(Subscription).where(Subscription.id == job.recipient.subscription_id).values(hard_failures=0)
-                    )
-                session.commit()
-                report.sent += 1
-                if self.hooks:
-                    self.hooks.after_mark(self._accepted)
+                in_flight = (position, job, wire.submit(self.mailer.send, sender, job.recipient.email, message))
+            if in_flight is not None:
+                return self._finish(session, *in_flight, jobs, clock, report)
+        return True
+
+    def _prepare(self, session: Session, job: _Job, clock: Callable[[], datetime], report: PassReport) -> bytes | None:
+        """Render a job's message; a job not to be sent is marked here and gives None."""
+        try:
+            message = self._render(job)
+        except Exception as exc:  # a rendering bug fails this row, not the batch
+            log.exception("cannot render delivery %s", job.id)
+            outbox.mark_temporary(session, job.id, self.node, job.attempts, clock(), f"render: {exc!r}")
+            session.commit()
+            report.retried += 1
+            return None
+        if isinstance(message, str):
+            outbox.mark_cancelled(session, job.id, self.node, message)
+            session.commit()
+            report.cancelled += 1
+            return None
+        return message
+
+    def _finish(
+        self,
+        session: Session,
+        position: int,
+        job: _Job,
+        sending: Future[None],
+        jobs: list[_Job],
+        clock: Callable[[], datetime],
+        report: PassReport,
+    ) -> bool:
+        """Record how one hand-over ended; False when the server is unreachable."""
+        try:
+            sending.result()
+        except ConnectionFailure as exc:
+            log.warning("mail server unreachable: %s", exc)
+            report.error = str(exc)
+            outbox.mark_temporary(session, job.id, self.node, job.attempts, clock(), str(exc))
+            self._unlease([j.id for j in jobs[position + 1 :]], session, clock())
+            session.commit()
+            report.retried += 1
+            return False
+        except TemporaryFailure as exc:
+            status = outbox.mark_temporary(session, job.id, self.node, job.attempts, clock(), str(exc))
+            session.commit()
+            report.retried += status == PENDING
+            report.failed += status != PENDING
+            return True
+        except PermanentFailure as exc:
+            outbox.mark_permanent(session, job.id, self.node, job.attempts, str(exc))
+            report.suspended += self._hard_failure(session, job, clock())
+            session.commit()
+            report.failed += 1
+            return True
+        self._accepted += 1
+        if self.hooks:
+            self.hooks.after_accept(self._accepted)
+        if session.get_bind().dialect.name == "postgresql":
+            # A killed process must not lose the mark; only a database
+            # crash could, and that costs one duplicate, not a lost mail.
+            session.execute(text("SET LOCAL synchronous_commit = off"))
+        if not outbox.mark_sent(session, job.id, self.node, clock()):
+            log.warning("delivery %s: lease lost before the mark; it may be sent twice", job.id)
+        if job.hard_failures:
+            session.execute(
+                update(Subscription).where(Subscription.id == job.recipient.subscription_id).values(hard_failures=0)
+            )
+        session.commit()
+        report.sent += 1
+        if self.hooks:
+            self.hooks.after_mark(self._accepted)
         return True
 
     def _unlease(self, ids: list[int], session: Session, now: datetime) -> None:
