@@ -36,6 +36,7 @@ LEAD_EXCERPT = 400
 MAX_ATTACHMENTS = 20
 DEFAULT_LANGUAGE = "ru"
 _LANGUAGE = re.compile(r"^([a-zA-Z]{2,3})(?:[-_].*)?$")
+_SPACES = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -243,7 +244,9 @@ def entry_draft(
     now: datetime,
     known_published: datetime | None = None,
 ) -> ReleaseDraft | None:
-    """The release an entry becomes; every HTML field through the one allow-list.
+    """The release an entry becomes, cleaned as ``feeds.store.clean_draft`` would:
+    the body through the one HTML allow-list (relative URLs made absolute
+    against the entry's base), title and lead plain text.
 
     No usable date (none, or in the future): the time it was first seen.
     ``None`` for an entry with nothing to show.
@@ -252,7 +255,7 @@ def entry_draft(
     title = plain_text(entry.title)
     body_text: str | None = None
     if entry.content_html and entry.summary_html.strip():
-        lead = _excerpt(html_to_text(entry.summary_html).replace("\n", " "), LEAD_MAX)
+        lead = _excerpt(plain_text(entry.summary_html), LEAD_MAX)
     else:
         body_text = html_to_text(body)
         lead = _excerpt(body_text.split("\n", 1)[0], LEAD_EXCERPT)
@@ -273,7 +276,7 @@ def entry_draft(
     canonical = entry.link if entry.link and len(entry.link) <= URL_MAX else None
     return ReleaseDraft(
         title=_excerpt(title, TITLE_MAX - 1),
-        lead=lead,
+        lead=_SPACES.sub(" ", lead).strip(),
         body=body,
         country_code=country_code,
         language=language,

@@ -126,8 +126,9 @@ def store_entries(session: Session, source: Source, plan: EntryPlan, now: dateti
     if plan.creates:
         try:
             with session.begin_nested():
+                # The drafts were cleaned by decide.entry_draft with the store's own functions.
                 create_releases(session, org, [(i.draft, i.key) for i in plan.creates], now=now,
-                                source_id=source.id)
+                                source_id=source.id, cleaned=True, digests=[i.content_hash for i in plan.creates])
             created = len(plan.creates)
         except IntegrityError:
             for intent in plan.creates:

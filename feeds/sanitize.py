@@ -47,9 +47,15 @@ def strip_illegal_chars(text: str) -> str:
 
 
 def _resolver(base_url: str) -> Callable[[str, str, str], str | None]:
+    parts = urlsplit(base_url)
+    origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else None
+
     def resolve(element: str, attribute: str, value: str) -> str | None:
         if attribute not in _URL_ATTRIBUTES or value.startswith(("https://", "http://")):
             return value
+        if origin and value.startswith("/") and not value.startswith("//") and "/." not in value \
+                and "\\" not in value and value == value.strip():
+            return origin + value  # the common case, without urljoin's full parse
         try:
             url = urljoin(base_url, value.strip())
         except ValueError:

@@ -6,10 +6,10 @@ import hashlib
 import json
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from feeds.changes import note_change, note_release
@@ -195,8 +195,13 @@ def _new_release(
     source_id: int | None,
     source_entry_key: str | None,
     import_key: str | None,
+    *,
+    cleaned: bool = False,
+    attach: bool = True,
+    digest: str | None = None,
 ) -> Release:
-    draft = clean_draft(draft)
+    if not cleaned:
+        draft, digest = clean_draft(draft), None
     published_at = draft.published_at or now
     release = Release(
         guid=f"urn:uuid:{uuid.uuid4()}",
@@ -209,11 +214,23 @@ def _new_release(
         source_id=source_id,
         source_entry_key=source_entry_key,
         import_key=import_key,
-        content_hash=draft_hash(draft),
+        content_hash=digest or draft_hash(draft),
     )
     _apply(release, draft)
-    release.organization = organization
+    if attach:
+        release.organization = organization
     return release
+
+
+@dataclass
+class _Placed:
+    """Where a batch-inserted release shows (for the change notes), without an ORM object."""
+
+    country_code: str
+    organization: Organization
+
+
+_INSERTED_COLUMNS = tuple(c.key for c in Release.__table__.columns if c.key != "id")
 
 
 def create_releases(
@@ -223,21 +240,31 @@ def create_releases(
     *,
     now: datetime | None = None,
     source_id: int | None = None,
-) -> list[Release]:
-    """``create_release`` for many drafts (with their source entry keys) at once.
+    cleaned: bool = False,
+    digests: Sequence[str] | None = None,
+) -> int:
+    """``create_release`` for many drafts (with their source entry keys) at once; returns how many.
 
-    One batched INSERT and one version bump instead of one of each per
-    release: what partner-feed ingestion stores, a feed at a time.
+    One executemany INSERT and one version bump instead of a flush and a
+    bump per release: what partner-feed ingestion stores, a feed at a time.
+    ``cleaned=True`` says every text field already went through
+    ``feeds.sanitize`` (plain_text / sanitize_html), so it is not done twice;
+    then ``digests`` may give each draft's ``draft_hash``, already computed.
     """
     now = now or utcnow()
-    releases = [_new_release(organization, draft, now, source_id, key, None) for draft, key in drafts]
-    if releases:
-        session.add_all(releases)
-        session.flush()
-        bump_content_version(session, now)
-        for release in releases:
-            note_release(session, release)
-    return releases
+    known = list(digests) if cleaned and digests is not None else [None] * len(drafts)
+    releases = [
+        _new_release(organization, draft, now, source_id, key, None, cleaned=cleaned, attach=False, digest=digest)
+        for (draft, key), digest in zip(drafts, known)
+    ]
+    if not releases:
+        return 0
+    rows = [{name: getattr(r, name) for name in _INSERTED_COLUMNS} for r in releases]
+    session.execute(insert(Release), rows)
+    bump_content_version(session, now)
+    for country in sorted({r.country_code for r in releases}):
+        note_release(session, _Placed(country, organization))
+    return len(rows)
 
 
 def update_release(session: Session, release: Release, draft: ReleaseDraft, *, now: datetime | None = None) -> bool:

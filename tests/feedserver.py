@@ -86,6 +86,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 64  # the default backlog of 5 drops connections when workers fetch at once
     owner: "FeedServer"
 
 

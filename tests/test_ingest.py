@@ -518,3 +518,26 @@ def test_a_fetch_error_keeps_the_validators(
     state["up"] = False
     refresh_source(session_factory, source_id, fetcher, now=T0 + timedelta(hours=1))
     assert row(session_factory, source_id).etag == '"x"'
+
+
+def test_the_sanitizer_makes_relative_urls_absolute_and_keeps_only_web_schemes() -> None:
+    from feeds.sanitize import sanitize_html
+
+    html = ('<a href="/a/b">1</a><a href="../c">2</a><a href="//cdn.example/d">3</a><img src="e.png">'
+            '<a href="jav&#x09;ascript:alert(1)">4</a><a href="mailto:pr@p.example">5</a>')
+    cleaned = sanitize_html(html, base_url="https://p.example/news/rss/feed.xml")
+    assert audit(cleaned) == []
+    assert ['https://p.example/a/b', 'https://p.example/news/c', 'https://cdn.example/d',
+            'https://p.example/news/rss/e.png', 'mailto:pr@p.example'] == [
+        v for _tag, v in _urls(cleaned)]
+
+
+def _urls(fragment: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found.extend((tag, v) for k, v in attrs if k in ("href", "src") and v)
+
+    Collect().feed(fragment)
+    return found

@@ -153,3 +153,15 @@ def test_rss_ttl_is_exposed_in_minutes() -> None:
     feed = parse_feed(b'<rss version="2.0"><channel><title>t</title><ttl>240</ttl><item><title>a</title>'
                       b'<guid>a</guid></item></channel></rss>', url="https://t.example/")
     assert feed.ttl_minutes == 240
+
+
+def test_enclosures_keep_only_web_urls_and_plain_media_types() -> None:
+    data = b'<rss version="2.0"><channel><title>t</title><item><title>a</title><guid>a</guid>' \
+           b'<enclosure url="/f/a.pdf" type="application/pdf" length="12"/>' \
+           b'<enclosure url="/f/b.bin" type="text/html&quot;&gt;&lt;script&gt;" length="x"/>' \
+           b'<enclosure url="javascript:alert(1)" type="image/png" length="1"/></item></channel></rss>'
+    [entry] = parse_feed(data, url="https://e.example/rss/").entries
+    assert [(a.url, a.type, a.length) for a in entry.enclosures] == [
+        ("https://e.example/f/a.pdf", "application/pdf", 12),
+        ("https://e.example/f/b.bin", "application/octet-stream", 0),
+    ]
