@@ -370,3 +370,24 @@ def test_subject_speaks_the_subscribers_language(session_factory, session, langu
     mailer = MemoryMailer()
     runner(session_factory, mailer, Clock(now + timedelta(minutes=1))).run_pass()
     assert parse(mailer.sent[0].message)["Subject"].startswith(subject)
+
+
+def test_cli_digests_send_now_and_status(runner, config, session) -> None:
+    from pathlib import Path
+
+    from feeds.db import utcnow
+    from tests.mailtools import maildir_messages
+
+    now = utcnow()
+    org = organization(session)
+    subscribe(session, "cli@example.com", now - timedelta(hours=1), hour=(now.hour + 12) % 24, timezone_name="UTC")
+    publish(session, org, "Новость для командной строки", at=now)
+    box = Path(config.mail_url.removeprefix("maildir://"))
+    assert "0 mails sent" in runner("digests", "send").output  # not due for hours
+    assert maildir_messages(box) == []
+    assert "1 mails sent" in runner("digests", "send", "--now").output
+    assert "0 mails sent" in runner("digests", "send", "--now").output  # the same period: not twice
+    (message,) = maildir_messages(box)
+    assert "Новость для командной строки" in bodies(message)[0]
+    status = runner("digests", "status").output
+    assert "subscriptions: active 1" in status and "1 sent" in status

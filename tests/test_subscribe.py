@@ -244,3 +244,21 @@ def test_unsubscribe_get_shows_a_button_and_one_click_post_works_without_cookies
         assert session.scalar(select(Subscription.status)) == UNSUBSCRIBED
     multipart = mail_provider.post(path, data={"List-Unsubscribe": "One-Click"}, content_type="multipart/form-data")
     assert multipart.status_code == 200
+
+
+def test_unconfirmed_subscriptions_are_purged_and_a_late_sign_up_gets_a_new_link(app, client, config, session) -> None:
+    from subscribers.mailer import MemoryMailer
+    from subscribers.send import DigestRunner
+    from syndicate.commands.digests import mail_settings
+
+    sign_up_json(client)
+    first_link = link(mails(config)[0], "subscriptions/confirm")
+    factory = app.extensions["syndicate.session_factory"]
+    settings = mail_settings(config)
+    DigestRunner(factory, MemoryMailer(), settings, node="t").run_pass(now=utcnow() + timedelta(days=2))
+    assert counts(session)[1] == 1  # the link still works: kept
+    DigestRunner(factory, MemoryMailer(), settings, node="t").run_pass(now=utcnow() + timedelta(days=5))
+    assert counts(session) == (0, 0, 0)
+    assert client.get(first_link).status_code == 400
+    sign_up_json(client)
+    assert len(mails(config)) == 2 and link(mails(config)[1], "subscriptions/confirm") != first_link
