@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from feeds.models import Organization, Release
 from subscribers import outbox
 from subscribers.forms import keyword_phrases
-from subscribers.models import ACTIVE, DIGEST, IMMEDIATE, PENDING, Arrival, Delivery, Subscriber, Subscription
+from subscribers.models import ACTIVE, DIGEST, IMMEDIATE, PENDING, WEEKLY, Arrival, Delivery, Subscriber, Subscription
 from subscribers.schedule import IMMEDIATE_GAP, Schedule, immediate_period, latest_occurrence, next_occurrence
 from subscribers.settings import MailSettings
 
@@ -189,7 +189,7 @@ def _period(schedule: Schedule, now: datetime, top: int, force: bool) -> str:
         return immediate_period(top)
     if force:  # "now" stands for the period we are in, so the scheduled one is not sent twice
         local = now.astimezone(schedule.tz).date()
-        if schedule.frequency == "weekly":
+        if schedule.frequency == WEEKLY:
             year, week, _ = local.isocalendar()
             return f"{year}-W{week:02d}"
         return local.isoformat()
