@@ -76,7 +76,7 @@ def register(cli: click.Group) -> None:
         now = utcnow()
         with ctx.session_factory()() as session:
             states = dict(
-                session.execute(select(Subscription.status, func.count()).group_by(Subscription.status)).tuples()
+                session.execute(select(Subscription.status, func.count()).group_by(Subscription.status)).all()
             )
             due = session.scalar(
                 select(func.min(Subscription.next_due_at)).where(Subscription.status == "active")
