@@ -76,8 +76,8 @@ def record_arrivals(session: Session, now: datetime) -> int:
         )
         .order_by(Release.published_at, Release.id)
     )
-    result = session.execute(insert(Arrival).from_select(["release_id", "arrived_at"], new))
-    return int(getattr(result, "rowcount", 0) or 0)
+    # RETURNING, not rowcount: drivers disagree on rowcount for INSERT … SELECT.
+    return len(session.execute(insert(Arrival).from_select(["release_id", "arrived_at"], new).returning(Arrival.seq)).all())
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ lock), sends, and marks each row sent in its own short transaction, so a
 crash leaves at most the one message between SMTP acceptance and the mark
 to be sent again — with the same Message-ID.
 
-Functions take a Session and never commit.
+Functions take a Session (the mark functions also a bare Connection, which
+the sender uses for speed) and never commit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -100,7 +101,7 @@ def claim(
     return sorted(session.scalars(stmt))
 
 
-def _release(session: Session, delivery_id: int, owner: str, **values: Any) -> bool:
+def _release(session: Session | Connection, delivery_id: int, owner: str, **values: Any) -> bool:
     result = session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.lease_owner == owner)
@@ -110,16 +111,16 @@ def _release(session: Session, delivery_id: int, owner: str, **values: Any) -> b
     return bool(getattr(result, "rowcount", 0))
 
 
-def mark_sent(session: Session, delivery_id: int, owner: str, now: datetime) -> bool:
+def mark_sent(session: Session | Connection, delivery_id: int, owner: str, now: datetime) -> bool:
     """Record a delivery as handed over; False if the lease was lost meanwhile."""
     return _release(session, delivery_id, owner, status=SENT, sent_at=now, last_error=None)
 
 
-def mark_cancelled(session: Session, delivery_id: int, owner: str, reason: str) -> bool:
+def mark_cancelled(session: Session | Connection, delivery_id: int, owner: str, reason: str) -> bool:
     return _release(session, delivery_id, owner, status=CANCELLED, last_error=reason[:ERROR_MAX])
 
 
-def mark_temporary(session: Session, delivery_id: int, owner: str, attempts: int, now: datetime, error: str) -> str:
+def mark_temporary(session: Session | Connection, delivery_id: int, owner: str, attempts: int, now: datetime, error: str) -> str:
     """A failure worth retrying: back off, or give up after ``MAX_ATTEMPTS``. Returns the new status."""
     attempts += 1
     status = FAILED if attempts >= MAX_ATTEMPTS else PENDING
@@ -135,11 +136,11 @@ def mark_temporary(session: Session, delivery_id: int, owner: str, attempts: int
     return status
 
 
-def mark_permanent(session: Session, delivery_id: int, owner: str, attempts: int, error: str) -> None:
+def mark_permanent(session: Session | Connection, delivery_id: int, owner: str, attempts: int, error: str) -> None:
     _release(session, delivery_id, owner, status=FAILED, attempts=attempts + 1, last_error=error[:ERROR_MAX])
 
 
-def cancel_pending(session: Session, subscription_id: int) -> None:
+def cancel_pending(session: Session | Connection, subscription_id: int) -> None:
     """Cancel the unsent digests of a subscription (it was unsubscribed)."""
     session.execute(
         update(Delivery)
