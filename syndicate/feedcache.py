@@ -1,18 +1,24 @@
-"""The in-process cache of rendered feeds, and the WSGI fast path in front of Flask.
+"""The in-process cache of rendered feeds and pages, and the WSGI fast path in front of Flask.
 
 Entries are the finished bytes with their headers (and, on first demand, the
 gzip bytes beside them), so a hit costs a dictionary lookup and a header
-list. Invalidation is exact:
+list. Feeds use it, and so do the site's listing pages, the release page's
+fragment and ``GET /api/releases`` (keys are tuples of strings; feeds use
+``(path, query)``, the others a tuple that starts with their own tag).
+Invalidation is exact:
 
 - a commit in this process that changed releases clears the cache at once
   (``invalidate``, called by the after-commit listener of ``syndicate.websub``);
-- changes made by other processes or nodes are seen by comparing
-  ``ContentState.version`` at most every ``check_seconds``;
+- changes made by other processes or nodes are seen by comparing the content
+  version (``ContentState.version``, and the organizations, which pages list
+  even without releases) at most every ``check_seconds``;
 - the cache expires by itself when the next embargoed release becomes
-  visible (``next_embargo_after``), so it appears at its time.
+  visible (``next_embargo_after``), so it appears at its time;
+- an entry stored with ``max_age`` is also rendered again after that many
+  seconds: pages that show view counts, which change without a new version.
 
 A render that started before an invalidation is not stored after it (the
-generation counter), and concurrent requests for the same cold feed wait for
+generation counter), and concurrent requests for the same cold key wait for
 one render (a lock per key).
 """
 
@@ -23,21 +29,25 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime, parsedate_to_datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from feeds.db import utcnow
+from feeds.models import Organization
 from feeds.store import content_version, next_embargo_after
 
 log = logging.getLogger(__name__)
 
-Key = tuple[str, str]
+Key = tuple[str, ...]
+E = TypeVar("E")
+_FOREVER = float("inf")
 CACHE_CONTROL = "public, no-cache"  # readers revalidate (a cheap 304), so changes show at once
 
 
@@ -58,11 +68,14 @@ class CachedFeed:
     _gzip_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def build(cls, body: bytes, content_type: str, last_modified: datetime | None) -> "CachedFeed":
+    def build(
+        cls, body: bytes, content_type: str, last_modified: datetime | None, *, vary: Iterable[str] = ()
+    ) -> "CachedFeed":
+        """An entry for ``body``; ``vary`` names request headers the body depends on besides Accept-Encoding."""
         digest = hashlib.blake2b(body, digest_size=16).hexdigest()
         etag, gzip_etag = f'"{digest}"', f'"{digest}-gz"'
         lm = format_datetime(last_modified.astimezone(timezone.utc), usegmt=True) if last_modified else None
-        common = [("Cache-Control", CACHE_CONTROL), ("Vary", "Accept-Encoding")]
+        common = [("Cache-Control", CACHE_CONTROL), ("Vary", ", ".join(("Accept-Encoding", *vary)))]
         if lm:
             common.append(("Last-Modified", lm))
         headers = [("Content-Type", content_type), ("Content-Length", str(len(body))), ("ETag", etag), *common]
@@ -147,8 +160,20 @@ def answer(entry: CachedFeed, environ: dict[str, Any]) -> tuple[str, list[tuple[
     return "200 OK", entry.headers, entry.body
 
 
+def site_version(session: Session) -> Hashable:
+    """What the cached documents are built from, as one comparable value.
+
+    The content version changes with every release change; organizations are
+    added without one (``syndicate organizations add``) and the organizations
+    index lists them even before their first release, so their number and
+    newest id count too (organizations are never edited or removed).
+    """
+    organizations = session.execute(select(func.count(Organization.id), func.max(Organization.id))).one()
+    return content_version(session), int(organizations[0]), organizations[1]
+
+
 class FeedCache:
-    """Rendered feeds by canonical request, valid for one content version."""
+    """Rendered feeds and pages by canonical request, valid for one content version."""
 
     def __init__(
         self,
@@ -158,16 +183,19 @@ class FeedCache:
         max_entries: int = 4096,
         now: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
+        version: Callable[[Session], Hashable] = site_version,
     ) -> None:
         self.factory = factory
         self.check_seconds = check_seconds
         self.max_entries = max_entries
         self.now = now
         self.monotonic = monotonic
-        self.renders = 0  # how many times a feed was rendered (tests, diagnostics)
-        self._entries: dict[Key, CachedFeed] = {}
+        self.version = version
+        self.renders = 0  # how many times an entry was rendered (tests, diagnostics)
+        # key -> (entry, monotonic time it must be rendered again by; inf = only on invalidation)
+        self._entries: dict[Key, tuple[Any, float]] = {}
         self._generation = 0
-        self._version: int | None = None
+        self._version: Hashable = None
         self._checked_at = float("-inf")
         self._expires_at: datetime | None = None
         self._lock = threading.Lock()
@@ -193,7 +221,7 @@ class FeedCache:
         """Compare the content version and the next embargo with the database."""
         now = self.now()
         with self.factory() as session:
-            version = content_version(session)
+            version = self.version(session)
             next_embargo = next_embargo_after(session, now)
         with self._lock:
             expired = self._expires_at is not None and now >= self._expires_at
@@ -226,42 +254,61 @@ class FeedCache:
 
     # -- lookups --------------------------------------------------------------
 
-    def lookup(self, key: Key) -> CachedFeed | None:
-        """The cached entry for ``key`` if it is still valid."""
-        self._maybe_refresh()
-        return self._entries.get(key)
+    def _fresh(self, key: Key) -> Any:
+        slot = self._entries.get(key)
+        if slot is None or (slot[1] != _FOREVER and self.monotonic() >= slot[1]):
+            return None
+        return slot[0]
 
-    def _store(self, keys: Iterable[Key], entry: CachedFeed, generation: int) -> None:
+    def lookup(self, key: Key) -> Any:
+        """The cached entry for ``key`` if it is still valid, else ``None``."""
+        self._maybe_refresh()
+        return self._fresh(key)
+
+    def _store(self, keys: Iterable[Key], entry: Any, generation: int, until: float) -> None:
         with self._lock:
             if generation != self._generation:
                 return  # rendered from data older than an invalidation
             entries = self._entries
             for key in keys:
-                entries[key] = entry
+                entries.pop(key, None)  # re-inserted last: eviction takes the oldest first
+                entries[key] = (entry, until)
             while len(entries) > self.max_entries:
-                del entries[next(iter(entries))]  # oldest first
+                del entries[next(iter(entries))]
 
-    def get_or_render(self, key: Key, render: Callable[[], CachedFeed], *, aliases: Iterable[Key] = ()) -> CachedFeed:
-        """The entry for ``key``, rendering it once however many ask at the same time."""
+    def _alias(self, keys: list[Key], entry: Any) -> None:
+        if len(keys) > 1:
+            self._store(keys[1:], entry, self._generation, self._entries.get(keys[0], (None, 0.0))[1])
+
+    def get_or_render(
+        self, key: Key, render: Callable[[], E], *, aliases: Iterable[Key] = (), max_age: float | None = None
+    ) -> E:
+        """The entry for ``key``, rendering it once however many ask at the same time.
+
+        ``aliases`` are other keys for the same entry (the raw request of a
+        canonical key). With ``max_age`` (seconds) the entry is rendered again
+        once that old, even if nothing was invalidated.
+        """
         keys = [key, *[a for a in aliases if a != key]]
         self._maybe_refresh(wait=True)
-        entry = self._entries.get(key)
-        if entry is not None:
-            self._store(keys[1:], entry, self._generation)
-            return entry
+        cached = self._fresh(key)
+        if cached is not None:
+            self._alias(keys, cached)
+            return cached  # type: ignore[no-any-return]
         with self._lock:
             slot = self._key_locks.setdefault(key, [threading.Lock(), 0])
             slot[1] += 1
         try:
             with slot[0]:
-                entry = self._entries.get(key)
-                if entry is not None:
-                    self._store(keys[1:], entry, self._generation)
-                    return entry
+                cached = self._fresh(key)
+                if cached is not None:  # rendered by the request this one waited for
+                    self._alias(keys, cached)
+                    return cached  # type: ignore[no-any-return]
                 generation = self._generation
+                until = _FOREVER if max_age is None else self.monotonic() + max_age
                 entry = render()
                 self.renders += 1
-                self._store(keys, entry, generation)
+                self._store(keys, entry, generation, until)
                 return entry
         finally:
             with self._lock:
@@ -274,24 +321,47 @@ class FeedCache:
 
 
 class FeedCacheMiddleware:
-    """Serves cached feeds before Flask sees the request (the fast path).
+    """Serves cached entries before Flask sees the request (the fast path).
 
-    Only GET and HEAD under ``/feeds/`` that are already cached are answered
-    here; everything else goes to the application unchanged.
+    By default, GET and HEAD under ``prefix`` (feeds) that are already cached
+    under ``(path, query)`` are answered here; ``key_for`` maps a request to
+    its key instead (``None``: not for the fast path), for other users of the
+    cache. ``cache`` may be a function returning the cache, for an installer
+    that runs before the cache exists. Everything else goes to the
+    application unchanged.
     """
 
-    def __init__(self, app: Callable[..., Any], cache: FeedCache, prefix: str = "/feeds/") -> None:
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        cache: FeedCache | Callable[[], FeedCache | None],
+        prefix: str = "/feeds/",
+        *,
+        key_for: Callable[[dict[str, Any]], Key | None] | None = None,
+    ) -> None:
         self.app = app
-        self.cache = cache
+        self._cache = cache if isinstance(cache, FeedCache) else None
+        self._get_cache = None if isinstance(cache, FeedCache) else cache
         self.prefix = prefix
+        self.key_for = key_for or self._feed_key
+
+    @property
+    def cache(self) -> FeedCache | None:
+        return self._cache if self._get_cache is None else self._get_cache()
+
+    def _feed_key(self, environ: dict[str, Any]) -> Key | None:
+        path = environ.get("PATH_INFO", "")
+        return (path, environ.get("QUERY_STRING", "")) if path.startswith(self.prefix) else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
-        path = environ.get("PATH_INFO", "")
-        if (method == "GET" or method == "HEAD") and path.startswith(self.prefix):
-            entry = self.cache.lookup((path, environ.get("QUERY_STRING", "")))
-            if entry is not None:
-                status, headers, body = answer(entry, environ)
-                start_response(status, list(headers))
-                return [b""] if method == "HEAD" else [body]
+        if method == "GET" or method == "HEAD":
+            key = self.key_for(environ)
+            cache = self.cache if key is not None else None
+            if key is not None and cache is not None:
+                entry = cache.lookup(key)
+                if isinstance(entry, CachedFeed):
+                    status, headers, body = answer(entry, environ)
+                    start_response(status, list(headers))
+                    return [b""] if method == "HEAD" else [body]
         return self.app(environ, start_response)  # type: ignore[no-any-return]

@@ -5,11 +5,17 @@ Views are thin: parse the request, call one use case of ``feeds.publishing``
 ``syndicate.errors``; the two kinds of bad request that are the API's own —
 a body that is not JSON (400) and a bad query parameter (400) — are raised
 here as ``ApiError``.
+
+Reads are served from the render cache the feeds and pages use
+(``syndicate.web.site.cached_response``: ETag, 304, invalidated on every
+release change); answers that carry view counts are rendered again after
+``feed_cache_check_seconds`` at the latest.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,6 +26,7 @@ from feeds.errors import InvalidInput
 from feeds.models import Organization, Release
 from feeds.organizations import list_organizations
 from feeds.publishing import (
+    LISTING_PARAMS,
     correct_release,
     publish_release,
     query_releases,
@@ -30,10 +37,13 @@ from feeds.store import count_releases_by_country, get_visible_release
 from syndicate.clock import now
 from syndicate.db import get_config, get_session
 from syndicate.errors import ApiError
+from syndicate.feedcache import Key
 from syndicate.web.feedlinks import channel_feed_links
 from syndicate.web.openapi import openapi_document
+from syndicate.web.site import cached_response
 
 bp = Blueprint("api", __name__, url_prefix="/api")
+_LISTING_PARAMS = frozenset(LISTING_PARAMS)
 
 
 # -- representations -------------------------------------------------------------------
@@ -124,62 +134,89 @@ def _release_response(release: Release, status: int = 200) -> tuple[Response, in
 # -- reading ---------------------------------------------------------------------------
 
 
+def _cache_key(allowed: frozenset[str] = frozenset()) -> Key | None:
+    """Path and query of a cacheable read (``None``: a parameter the API does not know, kept out)."""
+    if any(name not in allowed for name in request.args):
+        return None
+    # The fast path in front of Flask looks up the same key (syndicate.web.site._fast_path_key).
+    return ("api", request.environ.get("PATH_INFO", ""), request.environ.get("QUERY_STRING", ""))
+
+
+def _json(payload: Callable[[], Any], *, shows_views: bool = False, allowed: frozenset[str] = frozenset()) -> Response:
+    """``jsonify(payload())`` through the render cache (the same bytes and content type)."""
+    def render() -> bytes:
+        return jsonify(payload()).get_data()
+
+    max_age = get_config().feed_cache_check_seconds if shows_views else None
+    return cached_response(_cache_key(allowed), render, "application/json", max_age=max_age)
+
+
 @bp.get("/releases")
 def list_releases() -> Response:
-    at = now()
-    try:
-        flt, page = query_releases(get_session(), request.args.to_dict(flat=False), now=at)
-    except InvalidInput as exc:
-        raise ApiError(400, exc.message, {"parameter": exc.field}) from exc
-    base_url = get_config().base_url
-    params = request.args.to_dict(flat=False)
-    params.pop("page", None)
+    def payload() -> dict[str, Any]:
+        at = now()
+        args = request.args.to_dict(flat=False)
+        try:
+            flt, page = query_releases(get_session(), args, now=at)
+        except InvalidInput as exc:
+            raise ApiError(400, exc.message, {"parameter": exc.field}) from exc
+        base_url = get_config().base_url
+        args.pop("page", None)
 
-    def page_link(number: int) -> str:
-        return base_url + url_for("api.list_releases", **params, **({"page": number} if number > 1 else {}))
+        def page_link(number: int) -> str:
+            return base_url + url_for("api.list_releases", **args, **({"page": number} if number > 1 else {}))
 
-    number = page.page.number
-    return jsonify(
-        {
+        number = page.page.number
+        return {
             "items": [release_json(r, base_url, at) for r in page.items],
             "page": number,
             "limit": page.page.size,
             "next": page_link(number + 1) if page.has_next else None,
             "previous": page_link(number - 1) if number > 1 else None,
         }
-    )
+
+    return _json(payload, shows_views=True, allowed=_LISTING_PARAMS)
 
 
 @bp.get("/releases/<int:release_id>")
 def get_release(release_id: int) -> Response:
-    at = now()
-    release = get_visible_release(get_session(), release_id, now=at)
-    return jsonify(release_json(release, get_config().base_url, at))
+    def payload() -> dict[str, Any]:
+        at = now()
+        release = get_visible_release(get_session(), release_id, now=at)
+        return release_json(release, get_config().base_url, at)
+
+    return _json(payload, shows_views=True)
 
 
 @bp.get("/organizations")
 def organizations() -> Response:
-    base_url = get_config().base_url
-    rows = list_organizations(get_session(), now=now())
-    return jsonify({"items": [organization_json(org, base_url, count) for org, count in rows]})
+    def payload() -> dict[str, Any]:
+        base_url = get_config().base_url
+        rows = list_organizations(get_session(), now=now())
+        return {"items": [organization_json(org, base_url, count) for org, count in rows]}
+
+    return _json(payload)
 
 
 @bp.get("/countries")
 def countries() -> Response:
-    base_url = get_config().base_url
-    counts = dict(count_releases_by_country(get_session(), now=now()))
-    items = [
-        {
-            "code": c.code,
-            "name_ru": c.name_ru,
-            "name_en": c.name_en,
-            "releases": counts.get(c.code, 0),
-            "url": f"{base_url}/countries/{c.slug}",
-            "feeds": _feeds("country", c.slug, base_url),
-        }
-        for c in all_countries()
-    ]
-    return jsonify({"items": items})
+    def payload() -> dict[str, Any]:
+        base_url = get_config().base_url
+        counts = dict(count_releases_by_country(get_session(), now=now()))
+        items = [
+            {
+                "code": c.code,
+                "name_ru": c.name_ru,
+                "name_en": c.name_en,
+                "releases": counts.get(c.code, 0),
+                "url": f"{base_url}/countries/{c.slug}",
+                "feeds": _feeds("country", c.slug, base_url),
+            }
+            for c in all_countries()
+        ]
+        return {"items": items}
+
+    return _json(payload)
 
 
 @bp.get("/openapi.json")
