@@ -13,6 +13,8 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
 UTC = timezone.utc
+# Execution option: take SQLite's write lock when the transaction begins.
+WRITE_LOCK_AT_BEGIN = "syndicate_write_lock_at_begin"
 
 
 def utcnow() -> datetime:
@@ -80,9 +82,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _no_pysqlite_begin(dbapi_connection: Any, record: Any) -> None:
             dbapi_connection.isolation_level = None
 
+        # A transaction that reads and then writes cannot wait for the write
+        # lock in WAL mode: if another writer committed since its snapshot,
+        # SQLite answers "database is locked" at once, whatever busy_timeout
+        # says. Sessions that write (CLI, scheduler, non-GET requests) take the
+        # lock at BEGIN instead, where busy_timeout does apply.
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN")
+            immediate = conn.get_execution_options().get(WRITE_LOCK_AT_BEGIN)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     if parsed.get_backend_name() == "postgresql":
@@ -92,10 +100,25 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, **kwargs)
 
 
-def make_session_factory(url_or_engine: str | Engine, **kwargs: Any) -> sessionmaker[Session]:
-    """A session factory bound to a database URL or an existing engine."""
+def make_session_factory(
+    url_or_engine: str | Engine, *, writer: bool = False, **kwargs: Any
+) -> sessionmaker[Session]:
+    """A session factory bound to a database URL or an existing engine.
+
+    ``writer=True`` is for sessions that will write (jobs, commands, form
+    posts): on SQLite they queue for the write lock at BEGIN rather than fail
+    on upgrading a read snapshot; on PostgreSQL it changes nothing.
+    """
     engine = make_engine(url_or_engine, **kwargs) if isinstance(url_or_engine, str) else url_or_engine
+    if writer:
+        engine = engine.execution_options(**{WRITE_LOCK_AT_BEGIN: True})
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def writer_factory(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """A factory on the same engine and pool as ``factory`` whose sessions write."""
+    engine = factory.kw["bind"]
+    return sessionmaker(bind=engine.execution_options(**{WRITE_LOCK_AT_BEGIN: True}), expire_on_commit=False)
 
 
 def make_unpooled_engine(url: str) -> Engine:

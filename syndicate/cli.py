@@ -28,7 +28,7 @@ class Context:
         from feeds.db import make_session_factory
 
         if self._factory is None:
-            self._factory = make_session_factory(self.config.database_url)
+            self._factory = make_session_factory(self.config.database_url, writer=True)
         return self._factory
 
 

@@ -94,7 +94,7 @@ def main(config: Config, *, tick_seconds: float | None = None) -> None:
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    factory = make_session_factory(config.database_url)
+    factory = make_session_factory(config.database_url, writer=True)
     install_websub(factory, config.websub_hub, config.base_url)  # ingested releases ping the hub too
     node = node_id()
     tick = Tick(config, factory, node)
