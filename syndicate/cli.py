@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except (ConfigError, FeedsError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
         from sqlalchemy.exc import OperationalError
 
         if isinstance(exc, OperationalError):
-            click.echo(f"error: database unavailable: {exc.orig}", err=True)
+            reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "no reason given"
+            click.echo(f"Error: database unavailable: {reason}", err=True)
         else:
-            click.echo(f"error: {exc.__class__.__name__}: {exc}", err=True)
+            first_line = (str(exc).strip().splitlines() or [""])[0]
+            click.echo(f"Error: {exc.__class__.__name__}: {first_line}", err=True)
         sys.exit(1)

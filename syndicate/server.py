@@ -31,7 +31,7 @@ def serve(
     port = port or int(os.environ.get("PORT") or 8000)
     workers = workers or int(os.environ.get("SYNDICATE_WEB_WORKERS") or os.cpu_count() or 1)
     if not is_up_to_date(config.database_url):
-        raise SystemExit("error: the database schema is not up to date; run `syndicate db upgrade`")
+        raise SystemExit("Error: the database schema is not up to date; run `syndicate db upgrade`")
 
     scheduler: subprocess.Popen[bytes] | None = None
     if with_scheduler:
