@@ -119,6 +119,11 @@ def content_version(session: Session) -> int:
     return session.scalar(select(ContentState.version).where(ContentState.id == 1)) or 0
 
 
+def content_changed_at(session: Session) -> datetime | None:
+    """When any release was last published, corrected or withdrawn."""
+    return session.scalar(select(ContentState.changed_at).where(ContentState.id == 1))
+
+
 def bump_content_version(session: Session, now: datetime | None = None, *, release: Release | None = None) -> None:
     """Mark that some release changed; done in the same transaction as the change.
 

@@ -261,6 +261,29 @@ def test_conditional_get_gzip_and_head(client: Any, wire: dict[str, Any]) -> Non
     assert head.headers["Content-Length"] == str(len(first.data)) and head.headers["ETag"] == etag
 
 
+def test_last_modified_moves_when_a_page_changes_without_newer_items(
+    app_factory: sessionmaker[Session], client: Any, wire: dict[str, Any], clock: Clock
+) -> None:
+    """Withdrawing an older release, or a publish that shifts page 2, must not earn a stale 304."""
+    page2 = "/feeds/all.rss?limit=3&page=2"
+    before_all, before_page2 = client.get("/feeds/all.rss"), client.get(page2)
+    clock.advance(minutes=1)
+    with app_factory() as s:  # the oldest release: not the newest item of any page
+        withdraw_release(s, s.get(Release, wire["ids"][0]), now=clock.now)
+        s.commit()
+    after = client.get("/feeds/all.rss", headers={"If-Modified-Since": before_all.headers["Last-Modified"]})
+    assert after.status_code == 200 and after.data != before_all.data
+
+    clock.advance(minutes=1)
+    with app_factory() as s:
+        create_release(s, get_organization(s, "airr"), draft("Сдвигает вторую страницу", at=clock.now), now=clock.now)
+        s.commit()
+    shifted = client.get(page2, headers={"If-Modified-Since": before_page2.headers["Last-Modified"]})
+    assert shifted.status_code == 200 and shifted.data != before_page2.data
+    unchanged = client.get(page2, headers={"If-Modified-Since": shifted.headers["Last-Modified"]})
+    assert unchanged.status_code == 304
+
+
 def test_a_cold_feed_is_rendered_once_and_then_served_from_the_cache(app: Any, client: Any, wire: dict[str, Any]) -> None:
     cache = app.extensions["syndicate.feed_cache"]
     before = cache.renders

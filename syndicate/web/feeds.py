@@ -17,6 +17,7 @@ from feeds.channels import FeedRequest, list_channels, load_feed, parse_feed_req
 from feeds.db import utcnow
 from feeds.errors import InvalidInput, NotFound
 from feeds.render import CONTENT_TYPES, render_feed, render_opml
+from feeds.store import content_changed_at
 from syndicate.db import get_config, get_session
 from syndicate.feedcache import CachedFeed, FeedCache, FeedCacheMiddleware, answer
 from syndicate.i18n import current_language
@@ -66,7 +67,12 @@ def _render(req: FeedRequest) -> CachedFeed:
         base_url=config.base_url, language=config.language, now=feed_cache().now(), hub_url=config.websub_hub,
     )
     body = render_feed(req.fmt, feed.meta, feed.items)
-    return CachedFeed.build(body, CONTENT_TYPES[req.fmt], feed.last_modified)
+    # Last-Modified must move whenever this representation may have changed:
+    # a withdrawal, or a publish that shifts items across a page boundary,
+    # changes a page without changing the times of the items left on it.
+    # The newest change anywhere is a safe upper bound (ETags stay exact).
+    stamps = [t for t in (feed.last_modified, content_changed_at(get_session())) if t is not None]
+    return CachedFeed.build(body, CONTENT_TYPES[req.fmt], max(stamps, default=None))
 
 
 def _serve(kind: str, fmt: str, key: str = "") -> Response:
