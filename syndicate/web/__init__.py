@@ -6,12 +6,10 @@ from flask import Flask
 
 
 def register_blueprints(app: Flask) -> None:
-    from syndicate.web import health
+    """Register every area. The feeds blueprint owns the shared response cache
+    (feeds and listing pages); the site's fast path looks it up lazily, so the
+    order here does not matter to it."""
+    from syndicate.web import api, feeds, health, search, site, sources_api, subscribe
 
-    app.register_blueprint(health.bp)
-    from syndicate.web import sources_api; app.register_blueprint(sources_api.bp)
-    from syndicate.web import api, site; app.register_blueprint(site.bp); app.register_blueprint(api.bp)
-    from syndicate.web import subscribe; app.register_blueprint(subscribe.bp)
-    from syndicate.web import feeds, search
-    app.register_blueprint(feeds.bp)
-    app.register_blueprint(search.bp)
+    for blueprint in (health.bp, site.bp, api.bp, sources_api.bp, subscribe.bp, feeds.bp, search.bp):
+        app.register_blueprint(blueprint)
