@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Iterable, Mapping
 
 from feeds.errors import FetchError, SourceError
 from feeds.models import BODY_MAX, LEAD_MAX, TITLE_MAX, URL_MAX
 from feeds.sanitize import html_to_text, plain_text, sanitize_html
-from feeds.store import draft_hash
+from feeds.store import draft_hash, release_text
 from feeds.types import FetchResult, ParsedEntry, ParsedFeed, ReleaseDraft, SourceForUpdate
 
 MAX_BACKOFF = timedelta(hours=24)
@@ -56,6 +56,9 @@ class EntryIntent:
     draft: ReleaseDraft
     content_hash: str
     release_id: int | None = None
+    # ``feeds.store.release_text`` of the draft, when computed ahead (new entries).
+    slug: str | None = None
+    search_text: str | None = None
 
 
 @dataclass(frozen=True)
@@ -236,21 +239,21 @@ def _excerpt(text: str, limit: int) -> str:
     return (cut or text[:limit]) + "…"
 
 
-def entry_draft(
-    entry: ParsedEntry,
-    *,
-    country_code: str,
-    language: str,
-    now: datetime,
-    known_published: datetime | None = None,
-) -> ReleaseDraft | None:
-    """The release an entry becomes, cleaned as ``feeds.store.clean_draft`` would:
-    the body through the one HTML allow-list (relative URLs made absolute
-    against the entry's base), title and lead plain text.
+def _published_at(published: datetime | None, updated: datetime | None, now: datetime,
+                  known_published: datetime | None) -> datetime:
+    """The entry's date unless it has none or it is in the future: then the time first seen."""
+    if published and published <= now:
+        return published
+    if known_published is not None:
+        return known_published
+    if updated and updated <= now:
+        return updated
+    return now
 
-    No usable date (none, or in the future): the time it was first seen.
-    ``None`` for an entry with nothing to show.
-    """
+
+def _clean(entry: ParsedEntry, *, country_code: str, language: str,
+           now: datetime) -> tuple[ReleaseDraft | None, str | None]:
+    """``entry_draft`` for an entry not seen before, and the body's text if it was needed here."""
     body = sanitize_html((entry.content_html or entry.summary_html)[:BODY_MAX], base_url=entry.base_url)
     title = plain_text(entry.title)
     body_text: str | None = None
@@ -264,63 +267,136 @@ def entry_draft(
             body_text = html_to_text(body)
         title = _excerpt(body_text, 120) or (entry.link or "")
     if not title:
-        return None
-    if entry.published and entry.published <= now:
-        published = entry.published
-    elif known_published is not None:
-        published = known_published
-    elif entry.updated and entry.updated <= now:
-        published = entry.updated
-    else:
-        published = now
+        return None, body_text
     canonical = entry.link if entry.link and len(entry.link) <= URL_MAX else None
-    return ReleaseDraft(
+    draft = ReleaseDraft(
         title=_excerpt(title, TITLE_MAX - 1),
         lead=_SPACES.sub(" ", lead).strip(),
         body=body,
         country_code=country_code,
         language=language,
-        published_at=published,
+        published_at=_published_at(entry.published, entry.updated, now, None),
         attachments=tuple(a for a in entry.enclosures if len(a.url) <= URL_MAX)[:MAX_ATTACHMENTS],
         canonical_url=canonical,
     )
+    return draft, body_text
+
+
+def entry_draft(
+    entry: ParsedEntry,
+    *,
+    country_code: str,
+    language: str,
+    now: datetime,
+    known_published: datetime | None = None,
+) -> ReleaseDraft | None:
+    """The release an entry becomes, cleaned as ``feeds.store.clean_draft`` would:
+    the body through the one HTML allow-list (relative URLs made absolute
+    against the entry's base), title and lead plain text.
+
+    No usable date (none, or in the future): the time it was first seen
+    (``known_published`` when storage has seen it before). ``None`` for an
+    entry with nothing to show.
+    """
+    draft, _text = _clean(entry, country_code=country_code, language=language, now=now)
+    if draft is None or known_published is None:
+        return draft
+    return replace(draft, published_at=_published_at(entry.published, entry.updated, now, known_published))
+
+
+@dataclass(frozen=True)
+class PreparedEntry:
+    """An entry made ready for storage as far as neither storage nor the clock matter.
+
+    ``prepare_entry`` makes it right after the parse (in a parse worker
+    process when the pass has them), so the one writing thread only settles
+    the date against what storage knows and inserts. ``draft`` is
+    ``entry_draft`` for an entry not seen before (None: nothing to show),
+    ``digest`` its ``draft_hash``, ``slug`` and ``search_text`` its
+    ``feeds.store.release_text``; ``published`` and ``updated`` are the
+    entry's own dates.
+    """
+
+    key: str | None
+    draft: ReleaseDraft | None = None
+    digest: str = ""
+    slug: str = ""
+    search_text: str = ""
+    published: datetime | None = None
+    updated: datetime | None = None
+
+
+def prepare_entry(entry: ParsedEntry, *, country_code: str, language: str, now: datetime) -> PreparedEntry:
+    """Everything ``plan_entries`` and the store would compute for this entry, done ahead (pure)."""
+    key = entry_key(entry)
+    if key is None:  # never stored: nothing to compute
+        return PreparedEntry(key)
+    draft, body_text = _clean(entry, country_code=country_code, language=language, now=now)
+    if draft is None:
+        return PreparedEntry(key)
+    slug, search_text = release_text(draft.title, draft.lead, draft.body, body_text=body_text)
+    return PreparedEntry(key, draft, draft_hash(draft), slug, search_text, entry.published, entry.updated)
+
+
+def prepare_entries(parsed: ParsedFeed, *, country_code: str, now: datetime) -> tuple[PreparedEntry, ...]:
+    """``prepare_entry`` for every entry of a feed, in the feed's language."""
+    language = feed_language(parsed)
+    return tuple(prepare_entry(e, country_code=country_code, language=language, now=now) for e in parsed.entries)
+
+
+def _settle(prepared: PreparedEntry, *, country_code: str, language: str, now: datetime,
+            known_published: datetime | None) -> tuple[ReleaseDraft, str] | None:
+    """The prepared draft and digest, redone only where storage or the clock says otherwise."""
+    draft = prepared.draft
+    if draft is None:
+        return None
+    published = _published_at(prepared.published, prepared.updated, now, known_published)
+    if (draft.published_at, draft.country_code, draft.language) == (published, country_code, language):
+        return draft, prepared.digest
+    draft = replace(draft, published_at=published, country_code=country_code, language=language)
+    return draft, draft_hash(draft)
 
 
 def plan_entries(
-    entries: Iterable[ParsedEntry],
+    entries: Iterable[ParsedEntry | PreparedEntry],
     known: Mapping[str, KnownEntry],
     *,
     country_code: str,
     language: str,
     now: datetime,
 ) -> EntryPlan:
-    """New entries become creates, changed ones updates (same release), unchanged ones nothing."""
+    """New entries become creates, changed ones updates (same release), unchanged ones nothing.
+
+    ``entries`` are parsed entries, or entries ``prepare_entry`` made ready
+    ahead (the work done is the same; prepared entries are only checked
+    against storage and the clock).
+    """
     creates: list[EntryIntent] = []
     updates: list[EntryIntent] = []
     seen: set[str] = set()
     unchanged = skipped = 0
-    for entry in entries:
-        key = entry_key(entry)
+    for item in entries:
+        if isinstance(item, PreparedEntry):
+            key = item.key
+        else:
+            key = entry_key(item)
         if key is None or key in seen:
             skipped += 1
             continue
         seen.add(key)
         old = known.get(key)
-        draft = entry_draft(
-            entry,
-            country_code=country_code,
-            language=language,
-            now=now,
-            known_published=old.published_at if old else None,
-        )
-        if draft is None:
+        if not isinstance(item, PreparedEntry):
+            item = prepare_entry(item, country_code=country_code, language=language, now=now)
+        settled = _settle(item, country_code=country_code, language=language, now=now,
+                          known_published=old.published_at if old else None)
+        if settled is None:
             skipped += 1
             continue
-        # entry_draft cleans with the store's own functions, so this is the hash the store keeps
+        # The draft was cleaned with the store's own functions, so this is the hash the store keeps
         # (if cleaning twice ever changed something, update_release would find nothing to do).
-        digest = draft_hash(draft)
+        draft, digest = settled
         if old is None:
-            creates.append(EntryIntent(key, draft, digest))
+            creates.append(EntryIntent(key, draft, digest, slug=item.slug, search_text=item.search_text))
         elif old.content_hash != digest:
             updates.append(EntryIntent(key, draft, digest, release_id=old.release_id))
         else:

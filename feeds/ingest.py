@@ -6,7 +6,9 @@ every step below, so there is one way a source gets refreshed.
 
 Threads fetch and parse, at most one request at a time per host; the calling
 thread does every database write, one transaction per source, so a Session
-never crosses threads. A source that fails is a value: its error, error
+never crosses threads. Given a ``feeds.parsing.ParsePool``, the threads hand
+the parse (and the cleaning of every entry) to its worker processes, so
+that the writer is not starved of the GIL. A source that fails is a value: its error, error
 count and next check are saved on its row and the pass goes on.
 """
 
@@ -30,16 +32,17 @@ from feeds.db import utcnow
 from feeds.decide import (
     EntryIntent,
     EntryPlan,
+    PreparedEntry,
     SourceUpdate,
     decide_failure,
     decide_success,
-    entry_key,
     feed_language,
     plan_entries,
+    prepare_entries,
 )
-from feeds.errors import SourceError, SourceNotFound
+from feeds.errors import ParseError, SourceError, SourceNotFound
 from feeds.models import Organization, Release, Source
-from feeds.parse import parse_feed
+from feeds.parsing import ParseJob, ParsePool, parse_job
 from feeds.sources import LEASE, apply_source_update, claim_sources, known_entries, lock_claimed
 from feeds.store import create_release, create_releases, update_release
 from feeds.types import FetchResult, ParsedFeed, RefreshResult, SourceForUpdate
@@ -59,19 +62,25 @@ class FeedFetcher(Protocol):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a worker thread hands to the writer: the fetch, the parse, or the error."""
+    """What a worker thread hands to the writer: the fetch, the parse, or the error.
+
+    ``prepared`` are the parsed entries made ready for storage beside the parse.
+    """
 
     source: SourceForUpdate
     fetched: FetchResult | None = None
     parsed: ParsedFeed | None = None
     error: SourceError | None = None
+    prepared: tuple[PreparedEntry, ...] | None = None
 
 
 # -- worker threads: no database here -------------------------------------------------
 
 
-def fetch_and_parse(fetcher: FeedFetcher, source: SourceForUpdate) -> Outcome:
-    """Fetch a source and parse what came back; every failure becomes part of the outcome."""
+def fetch_and_parse(fetcher: FeedFetcher, source: SourceForUpdate, *, parsers: ParsePool | None = None,
+                    now: datetime | None = None) -> Outcome:
+    """Fetch a source and parse what came back (in ``parsers``' processes if given, else here);
+    every failure becomes part of the outcome."""
     try:
         fetched = fetcher.fetch(
             source.url, etag=source.etag, last_modified=source.last_modified, resource_id=source.id
@@ -83,15 +92,12 @@ def fetch_and_parse(fetcher: FeedFetcher, source: SourceForUpdate) -> Outcome:
         return Outcome(source, error=SourceError(f"unexpected {exc.__class__.__name__}: {exc}", resource_id=source.id))
     if fetched.not_modified:
         return Outcome(source, fetched=fetched)
-    try:
-        parsed = parse_feed(fetched.content, headers=fetched.headers, url=fetched.url, resource_id=source.id)
-    except SourceError as exc:
-        return Outcome(source, fetched=fetched, error=exc)
-    except Exception as exc:
-        log.exception("parsing source %s failed unexpectedly", source.id)
-        error = SourceError(f"unexpected {exc.__class__.__name__} while parsing: {exc}", resource_id=source.id)
+    job = ParseJob(source.id, fetched.content, fetched.headers, fetched.url, source.country_code, now or utcnow())
+    answer = parsers.parse(job) if parsers is not None else parse_job(job)
+    if answer.error is not None or answer.parsed is None:
+        error = ParseError(answer.error or "the parser returned nothing", resource_id=source.id)
         return Outcome(source, fetched=fetched, error=error)
-    return Outcome(source, fetched=fetched, parsed=parsed)
+    return Outcome(source, fetched=fetched, parsed=answer.parsed, prepared=answer.prepared)
 
 
 # -- the writer ------------------------------------------------------------------------
@@ -126,9 +132,13 @@ def store_entries(session: Session, source: Source, plan: EntryPlan, now: dateti
     if plan.creates:
         try:
             with session.begin_nested():
-                # The drafts were cleaned by decide.entry_draft with the store's own functions.
+                # The drafts were cleaned (and their slugs and search texts made) by feeds.decide with
+                # the store's own functions, usually in a parse worker process.
+                texts = [(i.slug, i.search_text) for i in plan.creates
+                         if i.slug is not None and i.search_text is not None]
                 create_releases(session, org, [(i.draft, i.key) for i in plan.creates], now=now,
-                                source_id=source.id, cleaned=True, digests=[i.content_hash for i in plan.creates])
+                                source_id=source.id, cleaned=True, digests=[i.content_hash for i in plan.creates],
+                                texts=texts if len(texts) == len(plan.creates) else None)
             created = len(plan.creates)
         except IntegrityError:
             for intent in plan.creates:
@@ -183,9 +193,12 @@ def store_outcome(factory: sessionmaker[Session], outcome: Outcome, worker: str,
                 if outcome.parsed is not None:
                     parsed = outcome.parsed
                     warning = parsed.warning
-                    keys = [k for k in (entry_key(e) for e in parsed.entries) if k]
+                    prepared = outcome.prepared
+                    if prepared is None:
+                        prepared = prepare_entries(parsed, country_code=row.country_code, now=now)
+                    keys = [p.key for p in prepared if p.key]
                     plan = plan_entries(
-                        parsed.entries,
+                        prepared,
                         known_entries(session, source.id, keys),
                         country_code=row.country_code,
                         language=feed_language(parsed),
@@ -237,13 +250,16 @@ def refresh_due_sources(
     batch_size: int | None = None,
     due_only: bool = True,
     lease: timedelta = LEASE,
+    parsers: ParsePool | None = None,
 ) -> list[RefreshResult]:
     """Refresh every source that is due (or, ``due_only=False``, every enabled one).
 
     Sources are claimed in batches (``batch_size``, default eight per
     worker) with a lease owned by ``worker``, so that a lease comfortably
     outlives its batch. ``now`` fixes the clock (tests); by default the real
-    time is read at each step.
+    time is read at each step. With ``parsers``, feeds are parsed in its
+    worker processes (unless a batch has a single source: no process is
+    started for one feed).
     """
     clock = _clock(now)
     size = batch_size or max(1, max_workers) * 8
@@ -266,7 +282,8 @@ def refresh_due_sources(
         if not claimed and not everything:
             return results
         if claimed:
-            results.extend(_refresh_claimed(session_factory, fetcher, claimed, worker, clock, max_workers))
+            results.extend(_refresh_claimed(session_factory, fetcher, claimed, worker, clock, max_workers,
+                                            parsers if len(claimed) > 1 else None))
 
 
 def _refresh_claimed(
@@ -276,6 +293,7 @@ def _refresh_claimed(
     worker: str,
     clock: Callable[[], datetime],
     max_workers: int,
+    parsers: ParsePool | None,
 ) -> list[RefreshResult]:
     by_host: dict[str, list[SourceForUpdate]] = defaultdict(list)
     for source in claimed:
@@ -285,7 +303,7 @@ def _refresh_claimed(
     def run(group: list[SourceForUpdate]) -> None:
         # One host's sources one after another: never two requests at once to a partner.
         for item in group:
-            done.put(fetch_and_parse(fetcher, item))
+            done.put(fetch_and_parse(fetcher, item, parsers=parsers, now=clock()))
 
     results: list[RefreshResult] = []
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(by_host))),
@@ -332,4 +350,5 @@ def refresh_source(
         with session_factory() as session:
             url = session.scalar(select(Source.url).where(Source.id == source_id)) or ""
         return RefreshResult(source_id, url, "skipped", error="another worker is refreshing this source right now")
-    return store_outcome(session_factory, fetch_and_parse(fetcher, claimed[0]), worker, clock())
+    # Parsed in this thread: a web worker's "poll now" never starts processes.
+    return store_outcome(session_factory, fetch_and_parse(fetcher, claimed[0], now=clock()), worker, clock())

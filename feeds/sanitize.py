@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Callable
+import threading
+from typing import Any, Callable
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -39,6 +40,7 @@ _URL_ATTRIBUTES = frozenset({"href", "src", "cite"})
 # Characters XML 1.0 forbids (C0 controls except tab, LF, CR; surrogates; U+FFFE/FFFF).
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _SPACES = re.compile(r"\s+")
+_BREAKS = re.compile(r"(?i)<\s*(br|/p|/li|/h\d|/tr|/blockquote)\b[^>]*>")
 
 
 def strip_illegal_chars(text: str) -> str:
@@ -66,34 +68,76 @@ def _resolver(base_url: str) -> Callable[[str, str, str], str | None]:
     return resolve
 
 
+_OPTIONS: dict[str, Any] = {
+    "tags": set(ALLOWED_TAGS),
+    "attributes": {k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+    "url_schemes": set(URL_SCHEMES),
+    "link_rel": "noopener noreferrer nofollow",
+    "strip_comments": True,
+}
+# The base URL of the fragment being cleaned in this thread (read by the prebuilt cleaner's filter).
+_current = threading.local()
+
+
+def _resolve_current(element: str, attribute: str, value: str) -> str | None:
+    resolve: Callable[[str, str, str], str | None] = _current.resolve
+    return resolve(element, attribute, value)
+
+
+class _Cleaners:
+    """nh3's sanitizer built once (building it from the options costs as much as cleaning a
+    release body), where this nh3 has ``Cleaner``; else the same options on every call."""
+
+    def __init__(self) -> None:
+        make = getattr(nh3, "Cleaner", None)
+        self.plain = make(**_OPTIONS) if make else None
+        self.based = make(**_OPTIONS, attribute_filter=_resolve_current) if make else None
+        self.text = make(tags=set()) if make else None
+
+    def clean(self, fragment: str, base_url: str | None) -> str:
+        if base_url is None:
+            return str(self.plain.clean(fragment)) if self.plain else nh3.clean(fragment, **_OPTIONS)
+        if self.based is None:
+            return nh3.clean(fragment, **_OPTIONS, attribute_filter=_resolver(base_url))
+        _current.resolve = _resolver(base_url)
+        try:
+            return str(self.based.clean(fragment))
+        finally:
+            _current.resolve = None
+
+    def strip_tags(self, fragment: str) -> str:
+        return str(self.text.clean(fragment)) if self.text else nh3.clean(fragment, tags=set())
+
+
+_CLEANERS = _Cleaners()
+
+
 def sanitize_html(fragment: str, *, base_url: str | None = None) -> str:
     """Return ``fragment`` reduced to the allow-list: no script, no styles, safe URLs only.
 
     With ``base_url``, relative links and image sources are made absolute against it.
     """
-    cleaned = nh3.clean(
-        strip_illegal_chars(fragment),
-        tags=set(ALLOWED_TAGS),
-        attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
-        url_schemes=set(URL_SCHEMES),
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-        attribute_filter=_resolver(base_url) if base_url else None,
-    )
-    return cleaned.strip()
+    return _CLEANERS.clean(strip_illegal_chars(fragment), base_url or None).strip()
 
 
 def html_to_text(fragment: str) -> str:
     """The visible text of an HTML fragment, whitespace folded."""
-    with_breaks = re.sub(r"(?i)<\s*(br|/p|/li|/h\d|/tr|/blockquote)\b[^>]*>", "\n", fragment)
-    text = html.unescape(nh3.clean(strip_illegal_chars(with_breaks), tags=set()))
-    return "\n".join(_SPACES.sub(" ", line).strip() for line in text.splitlines() if line.strip())
+    text = html.unescape(_CLEANERS.strip_tags(strip_illegal_chars(_BREAKS.sub("\n", fragment))))
+    # str.split() and the regex \s agree on what whitespace is: " ".join(split()) folds like \s+.
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
 
 
 def plain_text(value: str) -> str:
     """A one-line plain-text value (titles, names): tags removed, entities decoded, spaces folded."""
-    text = html.unescape(nh3.clean(strip_illegal_chars(value), tags=set()))
-    return _SPACES.sub(" ", text).strip()
+    value = strip_illegal_chars(value)
+    if "<" in value or "&" in value:
+        value = html.unescape(_CLEANERS.strip_tags(value))
+    elif value.startswith("\ufeff"):
+        # Without tags or entities, the HTML parser would only drop a leading byte order mark
+        # (and turn CR into LF, which folds the same): done here without it.
+        value = value[1:]
+    return " ".join(value.split())
 
 
 def text_to_html(text: str) -> str:

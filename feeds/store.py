@@ -169,9 +169,18 @@ def draft_hash(draft: ReleaseDraft) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def release_text(title: str, lead: str, body: str, *, body_text: str | None = None) -> tuple[str, str]:
+    """The slug and the search text stored with a release of this cleaned title, lead and body.
+
+    ``body_text`` may give ``html_to_text(body)`` when the caller has it already. Ingestion
+    calls this beside the parse (in a parse worker process), so the writer does not.
+    """
+    text = html_to_text(body) if body_text is None else body_text
+    return slugify(title) or "release", search_document(title, lead, text)
+
+
 def _apply(release: Release, draft: ReleaseDraft) -> None:
     release.title = draft.title
-    release.slug = slugify(draft.title) or "release"
     release.lead = draft.lead
     release.body = draft.body
     release.contact = plain_text(draft.contact) if draft.contact else None
@@ -179,7 +188,7 @@ def _apply(release: Release, draft: ReleaseDraft) -> None:
     release.language = draft.language
     release.attachments = [a.to_json() for a in draft.attachments]
     release.canonical_url = draft.canonical_url
-    release.search_text = search_document(draft.title, draft.lead, html_to_text(draft.body))
+    release.slug, release.search_text = release_text(draft.title, draft.lead, draft.body)
 
 
 def create_release(
@@ -243,7 +252,41 @@ class _Placed:
     organization: Organization
 
 
-_INSERTED_COLUMNS = tuple(c.key for c in Release.__table__.columns if c.key != "id")
+def _release_row(
+    organization_id: int,
+    draft: ReleaseDraft,
+    key: str | None,
+    now: datetime,
+    source_id: int | None,
+    digest: str,
+    texts: tuple[str, str],
+) -> dict[str, object]:
+    """The column values ``create_release`` would give the ORM object, as a plain row."""
+    published_at = draft.published_at or now
+    slug, search_text = texts
+    return {
+        "guid": f"urn:uuid:{uuid.uuid4()}",
+        "organization_id": organization_id,
+        "country_code": draft.country_code,
+        "language": draft.language,
+        "title": draft.title,
+        "slug": slug,
+        "lead": draft.lead,
+        "body": draft.body,
+        "contact": plain_text(draft.contact) if draft.contact else None,
+        "attachments": [a.to_json() for a in draft.attachments],
+        "published_at": published_at,
+        "created_at": now,
+        "updated_at": max(now, published_at),
+        "withdrawn_at": None,
+        "view_count": 0,
+        "search_text": search_text,
+        "source_id": source_id,
+        "source_entry_key": key,
+        "canonical_url": draft.canonical_url,
+        "content_hash": digest,
+        "import_key": None,
+    }
 
 
 def create_releases(
@@ -255,27 +298,35 @@ def create_releases(
     source_id: int | None = None,
     cleaned: bool = False,
     digests: Sequence[str] | None = None,
+    texts: Sequence[tuple[str, str]] | None = None,
 ) -> int:
     """``create_release`` for many drafts (with their source entry keys) at once; returns how many.
 
-    One executemany INSERT and one version bump instead of a flush and a
-    bump per release: what partner-feed ingestion stores, a feed at a time.
-    ``cleaned=True`` says every text field already went through
-    ``feeds.sanitize`` (plain_text / sanitize_html), so it is not done twice;
-    then ``digests`` may give each draft's ``draft_hash``, already computed.
+    One executemany INSERT of plain rows (no ORM objects) and one version
+    bump instead of a flush and a bump per release: what partner-feed
+    ingestion stores, a feed at a time. ``cleaned=True`` says every text
+    field already went through ``feeds.sanitize`` (plain_text /
+    sanitize_html), so it is not done twice; then ``digests`` may give each
+    draft's ``draft_hash`` and ``texts`` its ``release_text`` (slug, search
+    text), already computed.
     """
     now = now or utcnow()
-    known = list(digests) if cleaned and digests is not None else [None] * len(drafts)
-    releases = [
-        _new_release(organization, draft, now, source_id, key, None, cleaned=cleaned, attach=False, digest=digest)
-        for (draft, key), digest in zip(drafts, known)
-    ]
-    if not releases:
+    if not drafts:
         return 0
-    rows = [{name: getattr(r, name) for name in _INSERTED_COLUMNS} for r in releases]
-    session.execute(insert(Release), rows)
+    if digests is not None and len(digests) != len(drafts) or texts is not None and len(texts) != len(drafts):
+        raise ValueError("digests and texts must match the drafts one to one")
+    rows = []
+    countries = set()
+    for i, (draft, key) in enumerate(drafts):
+        if not cleaned:
+            draft = clean_draft(draft)
+        digest = digests[i] if cleaned and digests is not None else draft_hash(draft)
+        text = texts[i] if cleaned and texts is not None else release_text(draft.title, draft.lead, draft.body)
+        rows.append(_release_row(organization.id, draft, key, now, source_id, digest, text))
+        countries.add(draft.country_code)
+    session.execute(insert(_RELEASES), rows)
     bump_content_version(session, now)
-    for country in sorted({r.country_code for r in releases}):
+    for country in sorted(countries):
         note_release(session, _Placed(country, organization))
     return len(rows)
 

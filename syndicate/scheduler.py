@@ -61,11 +61,20 @@ class Tick:
         ]
 
     def ingest(self) -> str:
-        """Poll the partner sources that are due (see ``feeds.ingest``)."""
+        """Poll the partner sources that are due (see ``feeds.ingest``).
+
+        Feeds are parsed in worker processes that this scheduler keeps from
+        tick to tick (started on the first pass with more than one feed, and
+        stopped with this process).
+        """
         from feeds.ingest import refresh_due_sources
+        from feeds.parsing import ParsePool
         from syndicate.commands.partners import make_fetcher, result_line
 
-        results = refresh_due_sources(self.factory, make_fetcher(self.config), worker=self.node)
+        parsers = getattr(self, "parsers", None)
+        if parsers is None:
+            parsers = self.parsers = ParsePool()
+        results = refresh_due_sources(self.factory, make_fetcher(self.config), worker=self.node, parsers=parsers)
         for result in results:
             log.info("source %s", result_line(result))
         failed = sum(1 for r in results if r.failed)

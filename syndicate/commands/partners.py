@@ -166,7 +166,12 @@ def poll(ctx: Any, poll_all: bool, id_args: tuple[str, ...]) -> None:
             raise click.ClickException(f"no source with ID {', '.join(missing)}; see `syndicate partners list`")
         results = [refresh_source(factory, i, fetcher) for i in dict.fromkeys(source_ids)]
     else:
-        results = refresh_due_sources(factory, fetcher, worker=node_id(), due_only=not poll_all)
+        from feeds.parsing import ParsePool
+
+        # Worker processes for the parsing, started only if more than one feed comes back.
+        with ParsePool() as parsers:
+            results = refresh_due_sources(factory, fetcher, worker=node_id(), due_only=not poll_all,
+                                          parsers=parsers)
     if not results:
         click.echo("no source is due" if not poll_all else "no enabled source")
     for result in results:
