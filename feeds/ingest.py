@@ -7,9 +7,10 @@ every step below, so there is one way a source gets refreshed.
 Threads fetch and parse, at most one request at a time per host; the calling
 thread does every database write, one transaction per source, so a Session
 never crosses threads. Given a ``feeds.parsing.ParsePool``, the threads hand
-the parse (and the cleaning of every entry) to its worker processes, so
-that the writer is not starved of the GIL. A source that fails is a value: its error, error
-count and next check are saved on its row and the pass goes on.
+the parse (and the cleaning of every entry) to its worker processes, so that
+feedparser's CPU work does not hold the writer's GIL. A source that fails is
+a value: its error, error count and next check are saved on its row and the
+pass goes on.
 """
 
 from __future__ import annotations

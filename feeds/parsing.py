@@ -72,6 +72,14 @@ def parse_job(job: ParseJob) -> ParseAnswer:
     return ParseAnswer(parsed, prepared)
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (a container or taskset may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on every platform
+        return os.cpu_count() or 1
+
+
 def _serve(conn: Connection, job: Callable[[ParseJob], ParseAnswer]) -> None:
     """A worker process: answer jobs until the pool closes its end of the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the owner's to handle; it closes the pipe
@@ -106,8 +114,8 @@ class ParsePool:
     """Worker processes that run ``parse_job``, shared by the fetch threads of a pass.
 
     Thread-safe: a fetch thread hands its job to an idle process and waits
-    for the answer, at most ``size`` jobs at a time (default: the CPU
-    count). Processes start lazily, one per job in flight, with the
+    for the answer, at most ``size`` jobs at a time (default: as many as
+    the CPUs this process may use). Processes start lazily, one per job in flight, with the
     ``spawn`` method (or ``forkserver``; never a plain fork of a threaded
     process), and live until ``close``. A process that dies or overruns
     ``timeout`` costs only the feed it was parsing an error answer, and is
@@ -125,7 +133,7 @@ class ParsePool:
                  job: Callable[[ParseJob], ParseAnswer] = parse_job) -> None:
         if start_method not in ("spawn", "forkserver"):
             raise ValueError("start_method must be 'spawn' or 'forkserver': the fetch threads are running")
-        self.size = max(1, size or os.cpu_count() or 1)
+        self.size = max(1, size or _usable_cpus())
         self.timeout = timeout
         self.started = 0  # processes started so far, replacements included
         self.unavailable: str | None = None  # why processes could not be started, if they could not
@@ -155,6 +163,10 @@ class ParsePool:
                 code = worker.stop(kill=True)
                 log.error("the parser process died while parsing source %s (exit code %s)", job.source_id, code)
                 return ParseAnswer(error=f"the parser process died while parsing this feed (exit code {code})")
+            except Exception as exc:  # the exchange itself failed: the process's state is unknown, so it goes
+                worker.stop(kill=True)
+                log.exception("handing source %s to a parser process failed", job.source_id)
+                return ParseAnswer(error=f"unexpected {exc.__class__.__name__} from the parser process: {exc}")
             self._give_back(worker)
             return answer
 
