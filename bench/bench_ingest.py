@@ -9,9 +9,9 @@ Figures (printed with their goals):
 
 Beside the goal's ratio the CPU ratio is printed: the first pass's CPU time,
 its parse worker processes included, ÷ bare feedparser's CPU time. The pass
-parses in worker processes (``feeds.parsing.ParsePool``, one per CPU), so
-its wall time can be below its CPU time; the bare figure is one process
-(wall ≈ CPU). The same pass with parsing in threads (no processes) is
+parses in worker processes (``feeds.parsing.ParsePool``, one per CPU,
+started and stopped inside the measured time), so its wall time can be
+below its CPU time; the bare figure is one process (wall ≈ CPU). The same pass with parsing in threads (no processes) is
 measured too, so the reader sees what the processes and what the rest give.
 Every side runs ``BENCH_INGEST_ROUNDS`` times (default 3), the sides in
 turn within a round and in another order each round, and the medians are
@@ -23,8 +23,8 @@ one-request-per-host rule does not serialise the pass; they are served by
 a separate process, whose CPU time is not counted. Each first pass gets a
 fresh SQLite file in a temporary directory; ``BENCH_INGEST_DATABASE_URL``
 points it elsewhere (an empty, migrated database: it is emptied before
-each pass). ``BENCH_INGEST_SOURCES`` and ``BENCH_INGEST_ENTRIES`` change
-the size.
+each pass; a database server's own CPU time is then not in the figures).
+``BENCH_INGEST_SOURCES`` and ``BENCH_INGEST_ENTRIES`` change the size.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ def _median(runs: list[Run], field: str) -> float:
 def main() -> None:
     import feedparser
 
-    context = multiprocessing.get_context("fork")  # no thread runs yet in this process
+    context = multiprocessing.get_context("spawn")  # never a fork: an earlier benchmark may have left threads
     port_out: "multiprocessing.queues.Queue[int]" = context.Queue()
     server = context.Process(target=_serve, args=(port_out,), daemon=True)
     server.start()
