@@ -43,7 +43,7 @@ from feeds.decide import (
 )
 from feeds.errors import ParseError, SourceError, SourceNotFound
 from feeds.models import Organization, Release, Source
-from feeds.parsing import ParseJob, ParsePool, parse_job
+from feeds.parsing import ParseJob, ParsePool, parse_here
 from feeds.sources import LEASE, apply_source_update, claim_sources, known_entries, lock_claimed
 from feeds.store import create_release, create_releases, update_release
 from feeds.types import FetchResult, ParsedFeed, RefreshResult, SourceForUpdate
@@ -94,7 +94,7 @@ def fetch_and_parse(fetcher: FeedFetcher, source: SourceForUpdate, *, parsers: P
     if fetched.not_modified:
         return Outcome(source, fetched=fetched)
     job = ParseJob(source.id, fetched.content, fetched.headers, fetched.url, source.country_code, now or utcnow())
-    answer = parsers.parse(job) if parsers is not None else parse_job(job)
+    answer = parsers.parse(job) if parsers is not None else parse_here(job)
     if answer.error is not None or answer.parsed is None:
         error = ParseError(answer.error or "the parser returned nothing", resource_id=source.id)
         return Outcome(source, fetched=fetched, error=error)
