@@ -266,7 +266,9 @@ def main() -> None:
         print(f"{label} (median of {len(firsts)}): {wall:.2f} s wall, {cpu:.2f} s CPU, "
               f"{entries / wall:,.0f} entries/s; {max(f.processes for f in firsts)} parse processes; "
               f"{min(f.created for f in firsts)} releases created, {max(f.failed for f in firsts)} sources failed")
-        print(f"    wall ÷ bare wall: {wall / bare_wall:.2f}   CPU ÷ bare CPU: {cpu / bare_cpu:.2f}")
+        print(f"    wall ÷ bare wall: {wall / bare_wall:.2f}   CPU ÷ bare CPU: {cpu / bare_cpu:.2f}   "
+              "(round by round, wall ÷ the same round's bare wall: "
+              + ", ".join(f"{f.wall / b.wall:.2f}" for f, b in zip(firsts, bare)) + ")")
     seconds = [s for _, s in pooled + threaded]
     print(f"second pass (median of {len(seconds)}): {_median(seconds, 'wall'):.2f} s wall, "
           f"{_median(seconds, 'cpu'):.2f} s CPU; sources not answering 304: {max(s.failed for s in seconds)}")
