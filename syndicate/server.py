@@ -30,6 +30,10 @@ def serve(
     host = host or os.environ.get("HOST") or "127.0.0.1"
     port = port or int(os.environ.get("PORT") or 8000)
     workers = workers or int(os.environ.get("SYNDICATE_WEB_WORKERS") or os.cpu_count() or 1)
+    # Python threads per worker. Granian's default for WSGI (hundreds) makes
+    # cached responses queue on the GIL; a few threads still overlap the
+    # database waits of uncached pages.
+    threads = int(os.environ.get("SYNDICATE_WEB_THREADS") or 2)
     if not is_up_to_date(config.database_url):
         raise SystemExit("Error: the database schema is not up to date; run `syndicate db upgrade`")
 
@@ -46,6 +50,8 @@ def serve(
             port=port,
             interface=Interfaces.WSGI,
             workers=workers,
+            blocking_threads=threads,
+            backpressure=threads * 4,
             log_access=False,
         ).serve()
     finally:
