@@ -112,6 +112,17 @@ def client(app: Any) -> Any:
 
 
 @pytest.fixture
+def clock(app: Any) -> Any:
+    """Inject a test clock into the app: views, embargoes and the response cache follow it."""
+    from appclock import T0, Clock
+
+    clock = Clock(T0)
+    app.extensions["syndicate.clock"] = clock
+    app.extensions["syndicate.feed_cache"].monotonic = lambda: clock.mono
+    return clock
+
+
+@pytest.fixture
 def runner(config: Config) -> Callable[..., Result]:
     """``runner("releases", "import", path)`` runs the real CLI against the test database."""
     from syndicate.cli import Context, cli

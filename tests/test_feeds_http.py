@@ -18,6 +18,7 @@ from werkzeug.serving import make_server
 
 from config import Config
 from feedcheck import CHECKS, check_atom, check_json_feed, check_rss, links, parse_xml
+from appclock import T0, Clock
 from feeds.models import Release
 from feeds.organizations import create_organization, get_organization
 from feeds.slugs import slugify
@@ -26,32 +27,7 @@ from feeds.types import Attachment, ReleaseDraft
 
 UTC = timezone.utc
 BASE = "http://127.0.0.1:8000"
-T0 = datetime(2025, 3, 26, 9, 0, tzinfo=UTC)
 FORMATS = ("rss", "atom", "json")
-
-
-class Clock:
-    """The injected wall clock and monotonic clock of a test."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.mono = 1000.0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        step = timedelta(**delta)
-        self.now += step
-        self.mono += step.total_seconds()
-
-
-@pytest.fixture
-def clock(app: Any) -> Clock:
-    clock = Clock(T0)
-    app.extensions["syndicate.clock"] = clock
-    app.extensions["syndicate.feed_cache"].monotonic = lambda: clock.mono
-    return clock
 
 
 @pytest.fixture

@@ -19,39 +19,15 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from appclock import T0, Clock
 from feeds.models import Release
 from feeds.organizations import create_organization, get_organization
 from feeds.store import create_release, update_release, withdraw_release
 from feeds.types import ReleaseDraft
 
 UTC = timezone.utc
-T0 = datetime(2025, 3, 26, 9, 0, tzinfo=UTC)
 LISTINGS = ("/", "/organizations/airr", "/countries/ru")
 INDEXES = ("/organizations/", "/countries/")
-
-
-class Clock:
-    """The injected wall clock and monotonic clock of a test (as in test_feeds_http)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-        self.mono = 1000.0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        step = timedelta(**delta)
-        self.now += step
-        self.mono += step.total_seconds()
-
-
-@pytest.fixture
-def clock(app: Any) -> Clock:
-    clock = Clock(T0)
-    app.extensions["syndicate.clock"] = clock
-    app.extensions["syndicate.feed_cache"].monotonic = lambda: clock.mono
-    return clock
 
 
 @pytest.fixture
