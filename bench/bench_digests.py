@@ -106,7 +106,7 @@ def _populate(url: str, subscribers: int, releases: int) -> Any:
 
 
 def main() -> None:
-    from feeds.schema import upgrade_database
+    from feeds.schema import drop_postgres_schema, upgrade_database
     from subscribers.emails import MailRenderer, Recipient, ReleaseItem
     from subscribers.mailer import SMTPMailer
     from subscribers.models import Delivery, Subscription
@@ -118,15 +118,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-digests-"))
     url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{workdir}/bench.db"
     if url.startswith("postgresql"):
-        from sqlalchemy import text
-
-        from feeds.db import make_unpooled_engine
-
-        engine = make_unpooled_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        drop_postgres_schema(url)
     upgrade_database(url)
     started = time.perf_counter()
     factory = _populate(url, n_subscribers, n_releases)

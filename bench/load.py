@@ -97,19 +97,14 @@ def _release_count(url: str) -> int | None:
 
 def reset_database(url: str) -> None:
     """An empty, migrated database at ``url`` (the file removed, or the schema dropped)."""
-    from feeds.db import make_unpooled_engine
-    from feeds.schema import upgrade_database
+    from feeds.schema import drop_postgres_schema, upgrade_database
 
     if url.startswith("sqlite"):
         path = Path(url.split("///", 1)[1])
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
     else:
-        engine = make_unpooled_engine(url)
-        with engine.begin() as conn:
-            conn.execute(text("DROP SCHEMA public CASCADE"))
-            conn.execute(text("CREATE SCHEMA public"))
-        engine.dispose()
+        drop_postgres_schema(url)
     upgrade_database(url)
 
 

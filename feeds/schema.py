@@ -42,3 +42,16 @@ def is_up_to_date(url: str) -> bool:
         return current_revision(engine) == head_revision()
     finally:
         engine.dispose()
+
+
+def drop_postgres_schema(url: str) -> None:
+    """Remove every table, type and sequence of a PostgreSQL database (tests, benchmarks)."""
+    from sqlalchemy import text
+
+    engine = make_unpooled_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()

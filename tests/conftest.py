@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config import Config
 from feeds.db import Base, make_engine, make_unpooled_engine, make_session_factory
-from feeds.schema import upgrade_database
+from feeds.schema import drop_postgres_schema, upgrade_database
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if TEST_DATABASE_URL else [])
@@ -37,11 +37,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres_url() -> str:
     """The PostgreSQL test database, emptied and migrated once per run."""
     assert TEST_DATABASE_URL
-    engine = make_unpooled_engine(TEST_DATABASE_URL)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    drop_postgres_schema(TEST_DATABASE_URL)
     upgrade_database(TEST_DATABASE_URL)
     return TEST_DATABASE_URL
 
